@@ -1,0 +1,75 @@
+# Config helpers and input functions; rules stay declarations.
+import json
+
+from epeflow.config import validate_config
+
+# Fill defaults and cross-check datasets / experiments (errors name the config key).
+config.update(validate_config(config))
+
+
+wildcard_constraints:
+    ds="[A-Za-z0-9_.-]+",
+    exp="(?!datasets$)[A-Za-z0-9_.-]+",
+
+
+def as_json(obj):
+    """Settings passed to a command as one argument; Snakemake reruns the job when they change."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def dataset(name):
+    return config["datasets"][name]
+
+
+def experiment(wildcards):
+    return config["experiments"][wildcards.exp]
+
+
+def dataset_of(role):
+    """Name of an experiment's source or target dataset."""
+    return lambda wc: experiment(wc)[role]
+
+
+def dataset_path(role, artifact):
+    """results/datasets/<source|target of the experiment>/<artifact>."""
+    return lambda wc: f"results/datasets/{experiment(wc)[role]}/{artifact}"
+
+
+def random_flag(allowed):
+    return "--allow-random-weights" if allowed else ""
+
+
+def dataset_random_flag(wildcards):
+    return random_flag(dataset(wildcards.ds)["allow_random_weights"])
+
+
+def experiment_random_flag(wildcards):
+    return random_flag(experiment(wildcards)["allow_random_weights"])
+
+
+def weights_json():
+    return as_json(config.get("weights", {}))
+
+
+def dataset_spec(wildcards):
+    return as_json(dataset(wildcards.ds))
+
+
+def demo_input(wildcards):
+    """Generated demo datasets are produced by the `demo_data` rule; others are read in place."""
+    return f"results/datasets/{wildcards.ds}/demo" if "demo" in dataset(wildcards.ds) else []
+
+
+def crop_shards(wildcards):
+    n = dataset(wildcards.ds)["crops"]["shards"]
+    return [f"results/datasets/{wildcards.ds}/crops_shards/{i}-of-{n}.zarr" for i in range(n)]
+
+
+def gbuffers_input(wildcards):
+    """G-buffer store of an experiment's source dataset."""
+    return f"results/datasets/{experiment(wildcards)['source']}/gbuffers.zarr"
+
+
+def default_targets():
+    exp = config["default_experiment"]
+    return [f"results/{exp}/report.html"]

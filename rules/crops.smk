@@ -1,0 +1,64 @@
+rule crop_stats:
+    input:
+        manifest="results/datasets/{ds}/manifest.parquet",
+    output:
+        "results/datasets/{ds}/crop_stats.json",
+    log:
+        "logs/crop_stats/{ds}.log",
+    benchmark:
+        "benchmarks/crop_stats/{ds}.tsv"
+    params:
+        spec=lambda wc: as_json(dataset(wc.ds)["crops"]),
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow crop-stats {input.manifest} {output} --spec {params.spec:q} --threads {threads} &> {log}"
+
+
+rule crops_shard:
+    input:
+        manifest="results/datasets/{ds}/manifest.parquet",
+        stats="results/datasets/{ds}/crop_stats.json",
+    output:
+        temp(directory("results/datasets/{ds}/crops_shards/{shard}-of-{n}.zarr")),
+    log:
+        "logs/crops/{ds}-{shard}-of-{n}.log",
+    benchmark:
+        "benchmarks/crops/{ds}-{shard}-of-{n}.tsv"
+    params:
+        spec=lambda wc: as_json(dataset(wc.ds)["crops"]),
+        weights=weights_json(),
+        random=dataset_random_flag,
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=12 * 60,
+        gpu=1,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow crops {input.manifest} {input.stats} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
+        "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
+
+
+rule crops:
+    input:
+        crop_shards,
+    output:
+        directory("results/datasets/{ds}/crops.zarr"),
+    log:
+        "logs/crops/{ds}-merge.log",
+    benchmark:
+        "benchmarks/crops/{ds}-merge.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow crops-merge {input} --out {output} &> {log}"

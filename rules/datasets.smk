@@ -1,0 +1,41 @@
+rule demo_data:
+    output:
+        directory("results/datasets/{ds}/demo"),
+    log:
+        "logs/demo_data/{ds}.log",
+    benchmark:
+        "benchmarks/demo_data/{ds}.tsv"
+    params:
+        spec=lambda wc: as_json(dataset(wc.ds)),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow demo {output} --spec {params.spec:q} &> {log}"
+
+
+rule manifest:
+    input:
+        demo_input,
+    output:
+        manifest="results/datasets/{ds}/manifest.parquet",
+        skipped="results/datasets/{ds}/skipped.tsv",
+    log:
+        "logs/manifest/{ds}.log",
+    benchmark:
+        "benchmarks/manifest/{ds}.tsv"
+    params:
+        spec=dataset_spec,
+        demo=lambda wc, input: f"--demo-dir {input[0]}" if input else "",
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow manifest {wildcards.ds} {output.manifest} --skipped {output.skipped} "
+        "--spec {params.spec:q} {params.demo} --threads {threads} &> {log}"

@@ -1,0 +1,23 @@
+rule enhance:
+    input:
+        model="results/{exp}/model.pt",
+        manifest=dataset_path("source", "manifest.parquet"),
+        gbuffers=gbuffers_input,
+    output:
+        directory("results/{exp}/enhanced"),
+    log:
+        "logs/enhance/{exp}.log",
+    benchmark:
+        "benchmarks/enhance/{exp}.tsv"
+    params:
+        spec=lambda wc: as_json(experiment(wc)["enhance"]),
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=6 * 60,
+        gpu=1,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
+        "--spec {params.spec:q} --threads {threads} &> {log}"

@@ -1,0 +1,25 @@
+rule evaluate:
+    input:
+        enhanced="results/{exp}/enhanced",
+        src_manifest=dataset_path("source", "manifest.parquet"),
+        dst_manifest=dataset_path("target", "manifest.parquet"),
+    output:
+        "results/{exp}/metrics.json",
+    log:
+        "logs/evaluate/{exp}.log",
+    benchmark:
+        "benchmarks/evaluate/{exp}.tsv"
+    params:
+        spec=lambda wc: as_json(experiment(wc)["evaluate"]),
+        weights=weights_json(),
+        random=experiment_random_flag,
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=6 * 60,
+        gpu=1,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow evaluate {input.enhanced} {input.src_manifest} {input.dst_manifest} {output} "
+        "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"

@@ -1,0 +1,23 @@
+rule gbuffers:
+    input:
+        manifest="results/datasets/{ds}/manifest.parquet",
+    output:
+        directory("results/datasets/{ds}/gbuffers.zarr"),
+    log:
+        "logs/gbuffers/{ds}.log",
+    benchmark:
+        "benchmarks/gbuffers/{ds}.tsv"
+    params:
+        spec=dataset_spec,
+        weights=weights_json(),
+        random=dataset_random_flag,
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=12 * 60,
+        gpu=lambda wc: 1 if dataset(wc.ds)["gbuffers"] == "fake" else 0,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow gbuffers {input.manifest} {output} --spec {params.spec:q} "
+        "--weights {params.weights:q} {params.random} --threads {threads} &> {log}"

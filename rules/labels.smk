@@ -1,0 +1,23 @@
+rule labels:
+    input:
+        manifest="results/datasets/{ds}/manifest.parquet",
+    output:
+        directory("results/datasets/{ds}/labels"),
+    log:
+        "logs/labels/{ds}.log",
+    benchmark:
+        "benchmarks/labels/{ds}.tsv"
+    params:
+        spec=dataset_spec,
+        weights=weights_json(),
+        random=dataset_random_flag,
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=24 * 60,
+        gpu=lambda wc: 1 if dataset(wc.ds)["labels"] == "mseg" else 0,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow labels {input.manifest} {output} --spec {params.spec:q} "
+        "--weights {params.weights:q} {params.random} --threads {threads} &> {log}"

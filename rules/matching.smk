@@ -1,0 +1,88 @@
+rule knn:
+    input:
+        src=dataset_path("source", "crops.zarr"),
+        dst=dataset_path("target", "crops.zarr"),
+    output:
+        directory("results/{exp}/matching/knn.zarr"),
+    log:
+        "logs/knn/{exp}.log",
+    benchmark:
+        "benchmarks/knn/{exp}.tsv"
+    params:
+        spec=lambda wc: as_json(experiment(wc)["knn"]),
+    threads: 8
+    resources:
+        mem_mb=32000,
+        runtime=6 * 60,
+        gpu=lambda wc: 0 if experiment(wc)["knn"]["device"] == "cpu" else 1,
+    conda:
+        "../envs/faiss.yaml"
+    shell:
+        "epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
+
+
+rule filter_matches:
+    input:
+        knn="results/{exp}/matching/knn.zarr",
+        src=dataset_path("source", "crops.zarr"),
+        dst=dataset_path("target", "crops.zarr"),
+    output:
+        "results/{exp}/matching/matches.parquet",
+    log:
+        "logs/filter/{exp}.log",
+    benchmark:
+        "benchmarks/filter/{exp}.tsv"
+    params:
+        max_dist=lambda wc: experiment(wc)["max_dist"],
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow filter {input.knn} {input.src} {input.dst} {output} --max-dist {params.max_dist} &> {log}"
+
+
+rule sampling_weights:
+    input:
+        matches="results/{exp}/matching/matches.parquet",
+        manifest=dataset_path("source", "manifest.parquet"),
+    output:
+        "results/{exp}/matching/weights.parquet",
+    log:
+        "logs/weights/{exp}.log",
+    benchmark:
+        "benchmarks/weights/{exp}.tsv"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow weights {input.matches} {input.manifest} {output} &> {log}"
+
+
+rule match_preview:
+    input:
+        matches="results/{exp}/matching/matches.parquet",
+        knn="results/{exp}/matching/knn.zarr",
+        src=dataset_path("source", "manifest.parquet"),
+        dst=dataset_path("target", "manifest.parquet"),
+    output:
+        grid=report("results/{exp}/matching/preview.png", caption="../workflow/report/preview.rst", category="Matching"),
+        hist=report("results/{exp}/matching/distances.png", caption="../workflow/report/distances.rst", category="Matching"),
+    log:
+        "logs/match_preview/{exp}.log",
+    params:
+        max_dist=lambda wc: experiment(wc)["max_dist"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --grid {output.grid} "
+        "--hist {output.hist} --max-dist {params.max_dist} &> {log}"

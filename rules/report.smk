@@ -1,0 +1,23 @@
+rule report_html:
+    input:
+        metrics="results/{exp}/metrics.json",
+        model="results/{exp}/model.pt",
+        enhanced="results/{exp}/enhanced",
+        matches="results/{exp}/matching/matches.parquet",
+        weights="results/{exp}/matching/weights.parquet",
+        preview="results/{exp}/matching/preview.png",
+        distances="results/{exp}/matching/distances.png",
+    output:
+        report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
+    log:
+        "logs/report/{exp}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow report {wildcards.exp} {output} --metrics {input.metrics} --model {input.model} "
+        "--enhanced {input.enhanced} --matches {input.matches} --pair-weights {input.weights} "
+        "--preview {input.preview} --distances {input.distances} &> {log}"

@@ -1,0 +1,9 @@
+"""CLI commands of the datasets stage."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this stage's commands."""

@@ -1,0 +1,29 @@
+"""Tools around the pipeline: config validation and weight checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from epeflow.cli.common import path_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "config",
+        help="validate config files and print the merged config with defaults",
+        description="Validate config YAML files (later files overlay earlier ones, as Snakemake's "
+        "--configfile) and print the result with every default filled in.",
+    )
+    p.add_argument("files", nargs="+", type=path_arg, help="config YAML files")
+    p.set_defaults(func=_config)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from epeflow.config import load_config
+
+    cfg = load_config(args.files)
+    json.dump(cfg, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,197 @@
+"""Configuration: load YAML overlays, validate against the one schema, fill defaults, cross-check.
+
+The same schema file is used by the Snakefile (`workflow/schemas/config.schema.yaml` links to it), so a
+wrong key or type fails before any job runs, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema import validators
+
+from epeflow.errors import EpeflowError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+SOURCE_KINDS = ("images", "filelist", "video", "demo")
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills `default:` values before checking properties (nested objects too)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if name in instance:
+                    continue
+                if "$ref" in subschema:
+                    resolved = validator._resolver.lookup(subschema["$ref"]).contents
+                    subschema = {**resolved, **{k: v for k, v in subschema.items() if k != "$ref"}}
+                if "default" in subschema:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def key_path(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"config key `{where}`: unknown key(s) {', '.join(map(repr, extra))}{hint}"
+    if error.validator == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        return f"config key `{where}`: {error.instance!r} is not one of: {choices}"
+    return f"config key `{where}`: {error.message}"
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a validated copy of `config` with every default filled in; raise naming the bad key."""
+    cfg = json.loads(json.dumps(config))  # plain JSON types, independent copy
+    validator = _DefaultFillingValidator(load_schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise EpeflowError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors[:10]))
+    _cross_check(cfg)
+    return cfg
+
+
+def _cross_check(cfg: dict[str, Any]) -> None:
+    """Checks a schema cannot express well, with messages that say what to change."""
+    problems: list[str] = []
+    for name, ds in cfg["datasets"].items():
+        kinds = [k for k in SOURCE_KINDS if k in ds]
+        if len(kinds) != 1:
+            problems.append(
+                f"config key `datasets.{name}`: give exactly one of {', '.join(SOURCE_KINDS)} "
+                f"(found {', '.join(kinds) or 'none'})"
+            )
+        if ds["gbuffers"] != "none" and ds["role"] != "synthetic":
+            problems.append(f"config key `datasets.{name}.gbuffers`: only synthetic datasets have G-buffers")
+        if ds["labels"] == "given" and "filelist" not in ds:
+            problems.append(
+                f"config key `datasets.{name}.labels`: `given` needs a `filelist` with robust label paths"
+            )
+        crops = ds["crops"]
+        if crops["padding"] == "none" and crops["size"] < 196:
+            problems.append(
+                f"config key `datasets.{name}.crops.size`: {crops['size']} is smaller than VGG16's receptive "
+                "field (196) without padding; use size >= 196 or set `crops.padding: zero`"
+            )
+        if "demo" in ds:
+            demo = ds["demo"]
+            if min(demo["height"], demo["width"]) < crops["size"]:
+                problems.append(
+                    f"config key `datasets.{name}.crops.size`: {crops['size']} does not fit in the demo frames "
+                    f"({demo['height']}x{demo['width']})"
+                )
+    for name, exp in cfg["experiments"].items():
+        for side, role in (("source", "synthetic"), ("target", "real")):
+            ds_name = exp[side]
+            ds = cfg["datasets"].get(ds_name)
+            if ds is None:
+                problems.append(
+                    f"config key `experiments.{name}.{side}`: no dataset named {ds_name!r} "
+                    f"(defined: {', '.join(sorted(cfg['datasets']))})"
+                )
+            elif ds["role"] != role:
+                problems.append(
+                    f"config key `experiments.{name}.{side}`: dataset {ds_name!r} has role {ds['role']!r}, "
+                    f"expected {role!r}"
+                )
+        src, dst = cfg["datasets"].get(exp["source"]), cfg["datasets"].get(exp["target"])
+        if src and dst and src["crops"]["size"] != dst["crops"]["size"]:
+            problems.append(
+                f"config key `experiments.{name}`: datasets {exp['source']!r} and {exp['target']!r} use "
+                f"different crop sizes ({src['crops']['size']} vs {dst['crops']['size']}); matched crops "
+                "must have one size"
+            )
+        if src and src["role"] == "synthetic" and src["gbuffers"] == "none":
+            problems.append(
+                f"config key `datasets.{exp['source']}.gbuffers`: experiment {name!r} enhances this dataset, "
+                "so it needs G-buffers: set `real` (files from the game) or `fake` (VGG16 features)"
+            )
+    if cfg.get("default_experiment") not in cfg["experiments"]:
+        problems.append(
+            f"config key `default_experiment`: {cfg.get('default_experiment')!r} is not an experiment "
+            f"(defined: {', '.join(sorted(cfg['experiments']))})"
+        )
+    if problems:
+        raise EpeflowError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive update, the way Snakemake merges `--configfile` overlays."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """Read YAML files in order (later ones overlay earlier ones) and validate the result."""
+    cfg: dict[str, Any] = {}
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise EpeflowError(f"config file {path} does not exist")
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise EpeflowError(f"config file {path} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise EpeflowError(f"config file {path} must hold a mapping at the top level")
+        cfg = merge(cfg, data)
+    return validate_config(cfg)
+
+
+def dataset(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
+    try:
+        return cfg["datasets"][name]
+    except KeyError:
+        raise EpeflowError(f"config key `datasets.{name}` does not exist") from None
+
+
+def experiment(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
+    try:
+        return cfg["experiments"][name]
+    except KeyError:
+        raise EpeflowError(f"config key `experiments.{name}` does not exist") from None
+
+
+def parse_json_arg(text: str, what: str) -> dict[str, Any]:
+    """Settings passed from a rule as one JSON argument (so Snakemake reruns a job when they change)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise EpeflowError(f"{what}: not valid JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise EpeflowError(f"{what}: expected a JSON object")
+    return value

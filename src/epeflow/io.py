@@ -1,0 +1,180 @@
+"""Atomic outputs and readers that fail with a message naming the file.
+
+Every output is written to a temporary sibling and renamed at the end, so a killed job never leaves a
+half-written file behind that a later run would trust. Work that should survive a kill (per-frame
+labels, training checkpoints) goes to a `.partial` sibling that Snakemake does not know about and
+therefore does not delete before a rerun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+
+from epeflow.errors import EpeflowError
+
+PathLike = str | os.PathLike[str]
+_META_KEY = b"epeflow"
+
+
+def _tmp_sibling(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(final: PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; on success rename it to `final` (file or directory)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise RuntimeError(f"nothing was written to {tmp} for {final}")
+        if final.exists():
+            _remove(final)
+        os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def partial_dir(final: PathLike) -> Path:
+    """Where resumable work for `final` accumulates (kept across killed runs)."""
+    final = Path(final)
+    path = final.with_name(final.name + ".partial")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def finalize_dir(partial: PathLike, final: PathLike) -> None:
+    """Move a finished `.partial` directory into place."""
+    partial, final = Path(partial), Path(final)
+    if final.exists():
+        _remove(final)
+    os.replace(partial, final)
+
+
+def write_json(path: PathLike, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_json(path: PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EpeflowError(f"{path} does not exist; run the stage that writes it first") from None
+    except json.JSONDecodeError as e:
+        raise EpeflowError(f"{path} is not valid JSON ({e}); delete it and rerun its stage") from e
+
+
+def write_table(path: PathLike, df: pd.DataFrame, meta: Mapping[str, Any] | None = None) -> None:
+    """Write a parquet table atomically, with a JSON dict of metadata (provenance, settings)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[_META_KEY] = json.dumps(dict(meta or {}), default=_json_default).encode()
+    table = table.replace_schema_metadata(schema_meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_table(path: PathLike, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a parquet table written by `write_table`; returns (frame, metadata)."""
+    path = Path(path)
+    if not path.exists():
+        raise EpeflowError(f"{path} does not exist; run the stage that writes it first")
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise EpeflowError(f"{path} is not a readable parquet file ({e}); delete it and rerun its stage") from e
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    meta = json.loads(raw) if raw else {}
+    return table.to_pandas(), meta
+
+
+def read_table_meta(path: PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise EpeflowError(f"{path} does not exist; run the stage that writes it first")
+    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except FileNotFoundError:
+        raise EpeflowError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EpeflowError(f"image {path} is corrupt or truncated ({e}); replace it or set on_bad_frame: skip") from e
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def read_label(path: PathLike) -> np.ndarray:
+    """Decode a single-channel label PNG as uint8 (H, W)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise EpeflowError(f"label map {path} has mode {im.mode}; expected a single-channel PNG of class ids")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise EpeflowError(f"label map {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EpeflowError(f"label map {path} is corrupt or truncated ({e})") from e
+    if arr.max(initial=0) > 255:
+        raise EpeflowError(f"label map {path} has ids above 255; expected uint8 ids")
+    return arr.astype(np.uint8)
+
+
+def write_png(path: PathLike, array: np.ndarray) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"write_png expects uint8, got {array.dtype}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def safe_id(text: str) -> str:
+    """A frame id usable as a file name: relative path without extension, separators replaced."""
+    stem = text.rsplit(".", 1)[0] if "." in Path(text).name else text
+    return stem.replace("\\", "/").strip("/").replace("/", "__")
