@@ -95,6 +95,17 @@ def _cross_check(cfg: dict[str, Any]) -> None:
             problems.append(
                 f"config key `datasets.{name}.labels`: `given` needs a `filelist` with robust label paths"
             )
+        has_gt = any(k in ds for k in ("demo", "filelist")) or ds.get("gt_label_dir")
+        if ds["labels"] == "gt" and not has_gt:
+            problems.append(
+                f"config key `datasets.{name}.labels`: `gt` needs ground-truth labels: set `gt_label_dir` "
+                "(or give them in a `filelist`), or use `labels: mseg`"
+            )
+        if ds["role"] == "synthetic" and not has_gt:
+            problems.append(
+                f"config key `datasets.{name}.gt_label_dir`: synthetic datasets need ground-truth labels "
+                "(Cityscapes ids) for the generator's material maps; set it or give them in a `filelist`"
+            )
         crops = ds["crops"]
         if crops["padding"] == "none" and crops["size"] < 196:
             problems.append(

@@ -16,13 +16,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate config YAML files (later files overlay earlier ones, as Snakemake's "
         "--configfile) and print the result with every default filled in.",
     )
-    p.add_argument("files", nargs="+", type=path_arg, help="config YAML files")
+    p.add_argument("files", nargs="*", type=path_arg, help="config YAML files")
+    p.add_argument("--docs", action="store_true", help="print the configuration reference (config/README.md)")
     p.set_defaults(func=_config)
 
 
 def _config(args: argparse.Namespace) -> int:
     from epeflow.config import load_config
 
+    if args.docs:
+        from epeflow.config_docs import render_config_docs
+
+        sys.stdout.write(render_config_docs())
+        return 0
+    if not args.files:
+        from epeflow.errors import EpeflowError
+
+        raise EpeflowError("name at least one config file, e.g. `epeflow config config/config.yaml`")
     cfg = load_config(args.files)
     json.dump(cfg, sys.stdout, indent=2)
     sys.stdout.write("\n")

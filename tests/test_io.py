@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from epeflow import io
+from epeflow.errors import EpeflowError
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
+    final = tmp_path / "out" / "file.txt"
+    with io.atomic_path(final) as tmp:
+        tmp.write_text("ok")
+        assert not final.exists()
+    assert final.read_text() == "ok"
+
+    with pytest.raises(ValueError), io.atomic_path(final) as tmp:
+        tmp.write_text("half")
+        raise ValueError("killed")
+    assert final.read_text() == "ok"  # the old output survives a failed rewrite
+    assert [p.name for p in final.parent.iterdir()] == ["file.txt"]  # no temp left behind
+
+
+def test_atomic_path_replaces_directories(tmp_path):
+    final = tmp_path / "store.zarr"
+    final.mkdir()
+    (final / "old").write_text("x")
+    with io.atomic_path(final) as tmp:
+        tmp.mkdir()
+        (tmp / "new").write_text("y")
+    assert sorted(p.name for p in final.iterdir()) == ["new"]
+
+
+def test_partial_dir_survives_and_finalizes(tmp_path):
+    final = tmp_path / "labels"
+    part = io.partial_dir(final)
+    (part / "a.png").write_bytes(b"1")
+    assert io.partial_dir(final) == part and (part / "a.png").exists()  # a rerun finds earlier work
+    io.finalize_dir(part, final)
+    assert (final / "a.png").exists() and not part.exists()
+
+
+def test_table_round_trip_keeps_metadata(tmp_path):
+    df = pd.DataFrame({"a": np.arange(3), "b": ["x", "y", None]})
+    io.write_table(tmp_path / "t.parquet", df, {"random_weights": True, "n": np.int64(3)})
+    back, meta = io.read_table(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, df)
+    assert meta == {"random_weights": True, "n": 3}
+    assert io.read_table_meta(tmp_path / "t.parquet") == meta
+
+
+def test_table_errors_name_the_file(tmp_path):
+    with pytest.raises(EpeflowError, match="missing.parquet does not exist"):
+        io.read_table(tmp_path / "missing.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(EpeflowError, match="bad.parquet is not a readable parquet"):
+        io.read_table(tmp_path / "bad.parquet")
+
+
+def test_read_image_detects_truncation(tmp_path):
+    rgb = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    good = tmp_path / "good.png"
+    Image.fromarray(rgb).save(good)
+    np.testing.assert_array_equal(io.read_image(good), rgb)
+
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(EpeflowError, match="cut.png is corrupt or truncated"):
+        io.read_image(truncated)
+    with pytest.raises(EpeflowError, match="nope.png does not exist"):
+        io.read_image(tmp_path / "nope.png")
+
+
+def test_labels_round_trip_and_reject_rgb(tmp_path):
+    lab = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    io.write_png(tmp_path / "l.png", lab)
+    np.testing.assert_array_equal(io.read_label(tmp_path / "l.png"), lab)
+    io.write_png(tmp_path / "rgb.png", np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(EpeflowError, match="rgb.png has mode RGB"):
+        io.read_label(tmp_path / "rgb.png")
+
+
+def test_json_round_trip(tmp_path):
+    io.write_json(tmp_path / "m.json", {"x": np.float32(1.5), "a": np.arange(2)})
+    assert io.read_json(tmp_path / "m.json") == {"x": 1.5, "a": [0, 1]}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(EpeflowError, match="bad.json is not valid JSON"):
+        io.read_json(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("a/b/c.png", "a__b__c"), ("frame.jpg", "frame"), ("seq1/frames/0001.png", "seq1__frames__0001")],
+)
+def test_safe_id(text, expected):
+    assert io.safe_id(text) == expected
