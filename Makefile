@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 
 ## Set up and run the whole demo pipeline on the embedded, generated data (no downloads).
 demo: venv
-	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default $(TARGET)
 	@echo "Demo done: results/demo/model.pt, results/demo/metrics.json, results/demo/report.html"
 
 ## Run the test suite (the same command CI runs).

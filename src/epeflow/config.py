@@ -48,7 +48,7 @@ def _with_defaults(validator_class: type) -> type:
     return validators.extend(validator_class, {"properties": set_defaults})
 
 
-_DefaultFillingValidator = _with_defaults(jsonschema.Draft7Validator)
+_DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def key_path(path: Iterable[Any]) -> str:

@@ -1,0 +1,144 @@
+"""End to end: a tiny demo config through Snakemake in a temporary directory.
+
+Checks the outputs are sane, that a second run has nothing to do, and that changing a k-NN setting
+reruns k-NN and what follows but not the crops or their features.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "datasets": {
+        "demo_synth": {
+            "demo": {"frames": 12, "height": 64, "width": 96, "sequences": 3},
+            "crops": {"per_image": 4, "size": 32, "stats_frames": 12, "batch_size": 16, "num_workers": 0},
+        },
+        "demo_real": {
+            "demo": {"frames": 12, "height": 64, "width": 96, "sequences": 3},
+            "crops": {"per_image": 4, "size": 32, "stats_frames": 12, "batch_size": 16, "num_workers": 0},
+        },
+    },
+    "experiments": {
+        "demo": {
+            "knn": {"k": 3},
+            "max_dist": 2.0,
+            "train": {
+                "iterations": 4,
+                "batch_size": 2,
+                "generator_channels": 8,
+                "generator_blocks": 1,
+                "discriminator_channels": 8,
+                "checkpoint_every": 2,
+                "log_every": 1,
+                "num_workers": 0,
+            },
+            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4},
+        }
+    },
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "EPEFLOW_NO_PROGRESS": "1"}
+    env["TORCH_HOME"] = str(workdir / "torch_home")  # no pretrained weights: the demo runs on random ones
+    cmd = [os.path.join(bindir, "snakemake"), "--snakefile", str(workdir / "Snakefile"), "--directory",
+           str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+
+
+def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """Rule names of a dry run's job table."""
+    table = result.stdout.split("Job stats:")[-1]
+    return set(re.findall(r"^([a-z_]+)\s+\d+$", table, flags=re.M)) - {"total"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, repo=Path(__file__).resolve().parents[1]) -> Path:
+    work = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name, symlinks=False)
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    result = snakemake(work, "--configfile", "config/config.yaml", "tiny.yaml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    return work
+
+
+def test_outputs_are_sane(workdir):
+    from epeflow.features import CropStore
+    from epeflow.io import read_json, read_table
+    from epeflow.train import load_generator
+
+    res = workdir / "results"
+    manifest, _ = read_table(res / "datasets" / "demo_synth" / "manifest.parquet")
+    assert len(manifest) == 12 and set(manifest["split"]) <= {"train", "val", "test"}
+
+    crops = CropStore(res / "datasets" / "demo_synth" / "crops.zarr")
+    assert len(crops) == 12 * 4 and crops.features.shape == (48, 512)
+    assert np.isfinite(np.asarray(crops.features[:], dtype=np.float32)).all()
+
+    import zarr
+
+    knn = zarr.open_group(str(res / "demo" / "matching" / "knn.zarr"), mode="r")
+    assert knn["index"].shape == (48, 3) and knn["dist"].shape == (48, 3)
+    assert (np.asarray(knn["index"][:]) < 48).all()
+
+    matches, _ = read_table(res / "demo" / "matching" / "matches.parquet")
+    weights, _ = read_table(res / "demo" / "matching" / "weights.parquet")
+    assert len(matches) > 0 and len(weights) == len(matches)
+    assert (weights["weight"] > 0).all() and np.isfinite(weights["weight"]).all()
+
+    metrics = read_json(res / "demo" / "metrics.json")
+    assert metrics["random_weights"] is True and "not a real measurement" in metrics["warning"]
+    flat = json.dumps(metrics["metrics"])
+    assert "NaN" not in flat and "Infinity" not in flat
+
+    generator, model = load_generator(res / "demo" / "model.pt")
+    assert model["provenance"]["random_weights"] is True
+    enhanced = sorted((res / "demo" / "enhanced").glob("*.png"))
+    assert enhanced, "no enhanced frames"
+    assert generator is not None and sum(p.numel() for p in generator.parameters()) > 0
+    assert torch.load(res / "demo" / "model.pt", weights_only=True)["format"] == "epeflow-model/1"
+
+    html = (res / "demo" / "report.html").read_text()
+    assert "random weights" in html and "data:image/png;base64," in html
+
+
+def test_second_run_has_nothing_to_do(workdir):
+    result = snakemake(workdir, "--configfile", "config/config.yaml", "tiny.yaml", "-n")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_knn_reruns_knn_and_downstream_only(workdir):
+    changed = json.loads(json.dumps(TINY))
+    changed["experiments"]["demo"]["knn"]["k"] = 2
+    (workdir / "tiny_k2.yaml").write_text(yaml.safe_dump(changed))
+    result = snakemake(workdir, "--configfile", "config/config.yaml", "tiny_k2.yaml", "-n")
+    assert result.returncode == 0, result.stderr[-4000:]
+    rules = planned_rules(result)
+    assert {"knn", "filter_matches", "sampling_weights", "train", "enhance", "evaluate", "report_html"} <= rules
+    assert not rules & {"crops", "crops_shard", "crop_stats", "manifest", "demo_data", "labels", "gbuffers"}
+
+
+def test_lint_and_dag(workdir):
+    lint = snakemake(workdir, "--configfile", "config/config.yaml", "tiny.yaml", "--lint")
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr
+    dag = snakemake(workdir, "--configfile", "config/config.yaml", "tiny.yaml", "--dag", "-F")
+    assert dag.returncode == 0 and dag.stdout.lstrip().startswith("digraph")
+    assert "knn" in dag.stdout and "train" in dag.stdout
