@@ -67,12 +67,18 @@ def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:
     return set(re.findall(r"^([a-z_]+)\s+\d+$", table, flags=re.M)) - {"total"}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, repo=Path(__file__).resolve().parents[1]) -> Path:
+def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("workflow")
     for name in ("Snakefile", "rules", "workflow", "config", "envs"):
-        src = repo / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name, symlinks=False)
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, symlinks=False)
+        else:
+            shutil.copy2(src, work / name)
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     result = snakemake(work, "--configfile", "config/config.yaml", "tiny.yaml")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
