@@ -1,0 +1,50 @@
+"""Which labelling method a dataset uses (`labels:` in its config), and running it through the writer.
+
+Each method is built by a factory `(spec, weights, allow_random, threads) -> (method, random_weights)`;
+the writer (`writer.py`) does the rest, the same way for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from epeflow.config import validate_dataset
+from epeflow.errors import EpeflowError
+from epeflow.labels.gt import given_universal_label, gt_universal_label
+from epeflow.labels.writer import LabelMethod, per_frame, write_labels
+
+MethodFactory = Callable[[Mapping[str, Any], Mapping[str, Any], bool, int], tuple[LabelMethod, bool]]
+
+
+def _gt(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
+    if spec["gt_label_ids"] != "cityscapes":
+        raise EpeflowError(f"config key `gt_label_ids`: {spec['gt_label_ids']!r} GT labels cannot be mapped yet")
+    return per_frame(gt_universal_label, threads), False
+
+
+def _given(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
+    return per_frame(given_universal_label, threads), False
+
+
+def _mseg(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
+    from epeflow.labels.mseg.method import mseg_method
+
+    return mseg_method(spec, weights, allow_random, threads)
+
+
+METHODS: dict[str, MethodFactory] = {"gt": _gt, "given": _given, "mseg": _mseg}
+
+
+def make_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: Mapping[str, Any],
+                weights: Mapping[str, Any] | None = None, allow_random: bool = False,
+                threads: int = 1) -> dict[str, Any]:
+    """Robust label maps for every frame of a manifest, by the dataset's `labels` method."""
+    from epeflow.datasets.manifest import load_manifest
+
+    spec = validate_dataset(spec)
+    name = spec["labels"]
+    frames, _ = load_manifest(manifest_path)
+    method, random_weights = METHODS[name](spec, weights or {}, allow_random, threads)
+    return write_labels(frames, out_dir, method, name, random_weights=random_weights)

@@ -1,0 +1,119 @@
+"""The one resumable writer of robust label maps, shared by every labelling method.
+
+A method is a function `frames (DataFrame of manifest rows) -> iterable of (H, W) uint8 maps`, one per
+row in order (MSeg batches inside its function; per-frame methods are wrapped by `per_frame`). Maps are
+written one by one as `<id>.png` into `OUT_DIR.partial`; a rerun after a kill skips frames whose PNG is
+already there, and the finished folder is renamed to OUT_DIR with its `labels.json`. The partial folder
+remembers which method and frames it was started for, and starts over when they changed (label maps
+placed there by hand, without that record, are adopted as finished).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from epeflow import io
+from epeflow.errors import EpeflowError
+from epeflow.labels.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED
+from epeflow.log import progress
+from epeflow.provenance import stamp
+
+log = logging.getLogger(__name__)
+
+LabelMethod = Callable[[pd.DataFrame], Iterable[np.ndarray]]
+STATE_FILE = "_labels_state.json"
+
+
+def per_frame(fn: Callable[[Mapping[str, Any]], np.ndarray], threads: int = 1) -> LabelMethod:
+    """A method from a function of one manifest row, run on `threads` threads, results in order."""
+
+    def method(frames: pd.DataFrame) -> Iterator[np.ndarray]:
+        rows = frames.to_dict("records")
+        window = max(1, threads) * 4  # bounded look-ahead: memory stays small on huge datasets
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for start in range(0, len(rows), window):
+                yield from pool.map(fn, rows[start:start + window])
+
+    return method
+
+
+def frames_fingerprint(frames: pd.DataFrame) -> str:
+    """sha1 over the frames' ids, image paths and sizes: a partial folder only resumes the same frames."""
+    digest = hashlib.sha1()
+    for row in frames[["id", "path", "height", "width"]].itertuples(index=False):
+        digest.update(f"{row.id}\t{row.path}\t{row.height}\t{row.width}\n".encode())
+    return digest.hexdigest()
+
+
+def _prepare_partial(out_dir: Path, state: dict[str, Any]) -> Path:
+    """The partial folder for `out_dir`, emptied when it was started for other settings or frames."""
+    partial = io.partial_dir(out_dir)
+    state_path = partial / STATE_FILE
+    if state_path.exists():
+        try:
+            previous = io.read_json(state_path)
+        except EpeflowError:
+            previous = None
+        if previous != state:
+            log.warning("%s was started with other settings or frames; starting over", partial)
+            shutil.rmtree(partial)
+            partial = io.partial_dir(out_dir)
+    elif any(partial.glob("*.png")):
+        log.warning("%s holds label maps but no %s: adopting them as finished frames", partial, STATE_FILE)
+    for stale in partial.glob(".*.tmp-*"):  # temporaries of a write that was killed midway
+        stale.unlink(missing_ok=True)
+    io.write_json(state_path, state)
+    return partial
+
+
+def check_label_map(label: np.ndarray, frame: Mapping[str, Any], source: str) -> np.ndarray:
+    """A method's output must be (H, W) uint8 of the frame's size with universal ids (0..193, 255)."""
+    label = np.asarray(label)
+    if label.shape != (frame["height"], frame["width"]):
+        raise EpeflowError(f"label map {source} is {label.shape[1] if label.ndim > 1 else '?'}x{label.shape[0]} but "
+                           f"its image {frame['path']} is {frame['width']}x{frame['height']}")
+    if label.dtype != np.uint8:
+        raise EpeflowError(f"label map {source} has dtype {label.dtype}; expected uint8 universal ids")
+    bad = (label >= NUM_UNIVERSAL_CLASSES) & (label != UNLABELED)
+    if bad.any():
+        raise EpeflowError(f"label map {source} has ids {sorted(set(np.unique(label[bad]).tolist()))[:5]} that are "
+                           f"not MSeg universal ids (0..{NUM_UNIVERSAL_CLASSES - 1}, {UNLABELED} = unlabeled)")
+    return label
+
+
+def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: LabelMethod, method_name: str,
+                 random_weights: bool = False, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write `<id>.png` for every frame (resuming a killed run) and `labels.json`; returns the latter."""
+    out_dir = Path(out_dir)
+    state = {"method": method_name, "settings": dict(settings or {}), "frames": frames_fingerprint(frames),
+             "random_weights": bool(random_weights)}
+    partial = _prepare_partial(out_dir, state)
+    done = {p.stem for p in partial.glob("*.png")}
+    todo = frames.loc[~frames["id"].isin(done)].reset_index(drop=True)
+    if len(todo) < len(frames):
+        log.info("resuming: %d of %d label maps already written in %s", len(frames) - len(todo), len(frames), partial)
+    rows = todo.to_dict("records")
+    produced = 0
+    for row, label in progress(zip(rows, method(todo), strict=False), desc=f"labels ({method_name})",
+                               total=len(rows), unit="frame"):
+        io.write_png(partial / f"{row['id']}.png", check_label_map(label, row, f"for {row['path']}"))
+        produced += 1
+    if produced != len(rows):
+        raise RuntimeError(f"label method {method_name!r} produced {produced} maps for {len(rows)} frames")
+    info = {"method": method_name, "num_frames": len(frames), "num_classes": NUM_UNIVERSAL_CLASSES,
+            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", **dict(settings or {}), **stamp(random_weights)}
+    (partial / STATE_FILE).unlink()
+    io.write_json(partial / "labels.json", info)
+    io.finalize_dir(partial, out_dir)
+    log.info("wrote %d label maps (%s) to %s", len(frames), method_name, out_dir)
+    return info

@@ -1,0 +1,61 @@
+"""Labels stage: method dispatch and a full run on a generated demo dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dataset_fixtures import DEMO_SPEC, write_label, write_rgb
+from PIL import Image
+
+from epeflow.datasets.demo import generate_demo
+from epeflow.datasets.manifest import build_manifest, write_manifest
+from epeflow.errors import EpeflowError
+from epeflow.labels import METHODS, make_labels
+from epeflow.labels.taxonomy import universal_from_cityscapes
+
+
+@pytest.fixture
+def demo_manifest(tmp_path):
+    spec = {"role": "synthetic", "labels": "gt", **DEMO_SPEC}
+    generate_demo(tmp_path / "demo", spec)
+    write_manifest(build_manifest("demo", spec, tmp_path / "demo"), tmp_path / "manifest.parquet",
+                   tmp_path / "skipped.tsv")
+    return spec, tmp_path
+
+
+def test_gt_labels_of_a_demo_dataset(demo_manifest):
+    spec, root = demo_manifest
+    info = make_labels(root / "manifest.parquet", root / "labels", spec, threads=2)
+    assert info["method"] == "gt" and info["num_frames"] == 6 and info["random_weights"] is False
+    label = np.asarray(Image.open(root / "labels" / "s01_f0001.png"))
+    gt = np.asarray(Image.open(root / "demo" / "gt_labels" / "s01_f0001.png"))
+    assert np.array_equal(label, universal_from_cityscapes(gt))
+    assert len(list((root / "labels").glob("*.png"))) == 6
+
+
+def test_given_labels_from_a_file_list(tmp_path):
+    write_rgb(tmp_path / "img" / "a.png", 6, 8)
+    write_label(tmp_path / "rl" / "a.png", 6, 8, values=(98, 142))
+    (tmp_path / "files.txt").write_text("img/a.png,rl/a.png\n")
+    spec = {"role": "real", "filelist": str(tmp_path / "files.txt"), "labels": "given"}
+    write_manifest(build_manifest("ds", spec), tmp_path / "m.parquet", tmp_path / "s.tsv")
+    make_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
+    out = np.asarray(Image.open(tmp_path / "labels" / "img__a.png"))
+    assert set(np.unique(out).tolist()) == {98, 142}
+
+
+def test_every_configurable_method_is_dispatched(demo_manifest, hub_dir):
+    assert set(METHODS) == {"gt", "given", "mseg"}
+    spec, root = demo_manifest
+    with pytest.raises(EpeflowError, match="mseg weights not found"):  # weights reach the MSeg factory
+        make_labels(root / "manifest.parquet", root / "labels", {**spec, "labels": "mseg"}, weights={})
+    assert not (root / "labels").exists()
+
+
+def test_gt_without_gt_labels_names_the_frame(tmp_path):
+    write_rgb(tmp_path / "img" / "a.png", 6, 8)
+    spec = {"role": "real", "images": str(tmp_path / "img"), "labels": "gt"}
+    write_manifest(build_manifest("ds", spec), tmp_path / "m.parquet", tmp_path / "s.tsv")
+    with pytest.raises(EpeflowError, match=r"img/a.png has no GT label"):
+        make_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
+    assert not (tmp_path / "labels").exists()

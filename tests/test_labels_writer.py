@@ -1,0 +1,112 @@
+"""The resumable label writer shared by all methods."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from epeflow.errors import EpeflowError
+from epeflow.labels.writer import STATE_FILE, per_frame, write_labels
+
+
+def _frames(n=5, h=4, w=6) -> pd.DataFrame:
+    return pd.DataFrame({"frame": range(n), "id": [f"f{i}" for i in range(n)],
+                         "path": [f"/x/f{i}.png" for i in range(n)], "height": [h] * n, "width": [w] * n})
+
+
+def _constant(row) -> np.ndarray:
+    return np.full((row["height"], row["width"]), row["frame"], np.uint8)
+
+
+class Killed(Exception):
+    pass
+
+
+def _dies_after(k):
+    def method(frames):
+        for i, row in enumerate(frames.to_dict("records")):
+            if i == k:
+                raise Killed
+            yield _constant(row)
+    return method
+
+
+def _read(path):
+    return np.asarray(Image.open(path))
+
+
+def test_writes_every_frame_and_labels_json(tmp_path):
+    info = write_labels(_frames(), tmp_path / "labels", per_frame(_constant, threads=3), "gt")
+    out = tmp_path / "labels"
+    assert sorted(p.name for p in out.iterdir()) == ["f0.png", "f1.png", "f2.png", "f3.png", "f4.png", "labels.json"]
+    assert (_read(out / "f3.png") == 3).all()
+    assert json.loads((out / "labels.json").read_text()) == info
+    assert info["method"] == "gt" and info["num_frames"] == 5 and info["random_weights"] is False
+    assert not (tmp_path / "labels.partial").exists()
+
+
+def test_a_killed_run_resumes_without_redoing_finished_frames(tmp_path):
+    with pytest.raises(Killed):
+        write_labels(_frames(), tmp_path / "labels", _dies_after(3), "gt")
+    partial = tmp_path / "labels.partial"
+    assert sorted(p.name for p in partial.glob("*.png")) == ["f0.png", "f1.png", "f2.png"]
+    assert not (tmp_path / "labels").exists()
+    sentinel = np.full((4, 6), 77, np.uint8)  # a finished frame must be kept as it is, not recomputed
+    Image.fromarray(sentinel).save(partial / "f1.png")
+    (partial / ".f4.png.tmp-123-abc").write_bytes(b"half a file")  # left by a write that was killed
+    seen = []
+
+    def recording(frames):
+        seen.extend(frames["id"])
+        return per_frame(_constant)(frames)
+
+    write_labels(_frames(), tmp_path / "labels", recording, "gt")
+    assert seen == ["f3", "f4"]
+    assert (_read(tmp_path / "labels" / "f1.png") == 77).all() and (_read(tmp_path / "labels" / "f4.png") == 4).all()
+    assert not list((tmp_path / "labels").glob(".*")) and not (tmp_path / "labels" / STATE_FILE).exists()
+
+
+def test_another_method_or_other_frames_start_over(tmp_path):
+    with pytest.raises(Killed):
+        write_labels(_frames(), tmp_path / "labels", _dies_after(2), "given")
+    seen = []
+
+    def recording(frames):
+        seen.extend(frames["id"])
+        return per_frame(_constant)(frames)
+
+    write_labels(_frames(), tmp_path / "labels", recording, "gt")
+    assert seen == ["f0", "f1", "f2", "f3", "f4"]
+    with pytest.raises(Killed):
+        write_labels(_frames(), tmp_path / "again", _dies_after(2), "gt")
+    seen.clear()
+    write_labels(_frames(4), tmp_path / "again", recording, "gt")
+    assert seen == ["f0", "f1", "f2", "f3"]
+
+
+def test_hand_placed_maps_without_a_record_are_adopted(tmp_path):
+    partial = tmp_path / "labels.partial"
+    partial.mkdir()
+    Image.fromarray(np.full((4, 6), 9, np.uint8)).save(partial / "f0.png")
+    write_labels(_frames(2), tmp_path / "labels", per_frame(_constant), "gt")
+    assert (_read(tmp_path / "labels" / "f0.png") == 9).all() and (_read(tmp_path / "labels" / "f1.png") == 1).all()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3, 6), np.uint8), "is 6x3 but its image /x/f0.png is 6x4"),
+    (np.zeros((4, 6), np.int32), "dtype int32"),
+    (np.full((4, 6), 194, np.uint8), r"ids \[194\]"),
+])
+def test_bad_maps_from_a_method_are_errors(tmp_path, bad, message):
+    with pytest.raises(EpeflowError, match=message):
+        write_labels(_frames(1), tmp_path / "labels", lambda frames: [bad], "gt")
+
+
+def test_per_frame_keeps_order_with_threads():
+    frames = _frames(23)
+    maps = list(per_frame(_constant, threads=4)(frames))
+    assert [int(m[0, 0]) for m in maps] == list(range(23))
