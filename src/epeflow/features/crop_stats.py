@@ -1,0 +1,73 @@
+"""Per-dataset RGB mean/std that normalise VGG16's input for crop features (as the reference).
+
+The reference averages, over up to 1000 shuffled frames, each frame's per-channel mean and per-channel
+(unbiased) standard deviation of the image in [0, 1]. We draw the frames with a seeded permutation so
+the statistics, and therefore every crop feature, are reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from epeflow.errors import EpeflowError
+from epeflow.features.frames import read_frames
+from epeflow.io import PathLike, read_image, write_json
+from epeflow.log import progress
+
+log = logging.getLogger(__name__)
+
+
+def image_mean_std(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and unbiased std of a uint8 (H, W, 3) image scaled to [0, 1]; float64 (3,) each."""
+    pixels = image.reshape(-1, image.shape[-1])[:, :3].astype(np.float64) / 255.0  # (H*W, 3)
+    ddof = 1 if len(pixels) > 1 else 0
+    return pixels.mean(axis=0), pixels.std(axis=0, ddof=ddof)
+
+
+def choose_stats_frames(num_frames: int, count: int, seed: int) -> np.ndarray:
+    """Up to `count` frame ids drawn without replacement by a seeded shuffle, sorted for sequential reads."""
+    order = np.random.default_rng(seed).permutation(num_frames)
+    return np.sort(order[: min(count, num_frames)])
+
+
+def combine_stats(means: Sequence[np.ndarray], stds: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Mean over frames of the per-frame means and stds (the reference's estimator)."""
+    return {
+        "mean": np.mean(np.stack(means), axis=0).tolist(),
+        "std": np.mean(np.stack(stds), axis=0).tolist(),
+        "frames": len(means),
+    }
+
+
+def compute_crop_stats(paths: Sequence[PathLike], stats_frames: int, seed: int, threads: int = 1) -> dict[str, Any]:
+    """crop_stats.json content for a dataset whose frames are `paths` (in frame order)."""
+    if len(paths) == 0:
+        raise ValueError("no frames to compute crop statistics from")
+    chosen = choose_stats_frames(len(paths), stats_frames, seed)
+    log.info("RGB mean/std from %d of %d frames (seed %d)", len(chosen), len(paths), seed)
+
+    def one(frame: int) -> tuple[np.ndarray, np.ndarray]:
+        return image_mean_std(read_image(paths[frame]))
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes without the GIL
+        results = list(progress(pool.map(one, chosen.tolist()), "crop stats", total=len(chosen), unit="frame"))
+    stats = combine_stats([m for m, _ in results], [s for _, s in results])
+    log.info("mean %s std %s", np.round(stats["mean"], 4).tolist(), np.round(stats["std"], 4).tolist())
+    return stats
+
+
+def run_crop_stats(manifest: PathLike, out: PathLike, spec: Mapping[str, Any], threads: int = 1) -> dict[str, Any]:
+    """`epeflow crop-stats`: crop_stats.json of the dataset in `manifest` (crops section in `spec`)."""
+    frames = read_frames(manifest)
+    if len(frames) == 0:
+        raise EpeflowError(f"manifest {manifest} has no frames; check the dataset's folder / file list")
+    stats = compute_crop_stats(
+        frames["path"].tolist(), int(spec.get("stats_frames", 1000)), int(spec.get("seed", 0)), threads
+    )
+    write_json(out, stats)
+    return stats

@@ -1,0 +1,254 @@
+"""Random crops per frame and their VGG16 relu5_3 features (the reference's collect_crops, sharded).
+
+Frames are decoded by DataLoader workers; crops from several frames share one VGG16 forward of
+`batch_size` crops; features stream into a crops.zarr shard chunk by chunk, so memory is flat in the
+number of frames. Crop positions come from a per-frame generator (`boxes.sample_boxes`), so a config
+gives the same crops whatever the sharding or batching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from epeflow.errors import EpeflowError
+from epeflow.features.boxes import sample_boxes, shard_range
+from epeflow.features.crop_store import FEATURE_NAME, create_crop_store, mark_complete
+from epeflow.features.frames import read_frames
+from epeflow.features.vgg16 import VGG16, build_vgg16
+from epeflow.io import PathLike, atomic_path, read_image, read_json
+from epeflow.log import progress
+from epeflow.provenance import stamp
+
+log = logging.getLogger(__name__)
+
+VGG_RECEPTIVE_FIELD = 196  # relu5_3 of an unpadded VGG16 sees 196x196 pixels
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """The `crops` config section (defaults as in the schema)."""
+
+    per_image: int = 15
+    size: int = 196
+    padding: str = "none"
+    seed: int = 0
+    batch_size: int = 32
+    num_workers: int = 2
+    chunk_size: int = 4096
+    stats_frames: int = 1000
+    shards: int = 1
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> CropSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise EpeflowError(
+                f"--spec: unknown crops setting(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
+            )
+        settings = cls(**spec)
+        if settings.padding not in ("none", "zero"):
+            raise EpeflowError(f"config key `crops.padding`: {settings.padding!r} is not one of: none, zero")
+        if settings.padding == "none" and settings.size < VGG_RECEPTIVE_FIELD:
+            raise EpeflowError(
+                f"config key `crops.size`: {settings.size} is smaller than VGG16's receptive field "
+                f"({VGG_RECEPTIVE_FIELD}) without padding; use size >= 196 or set `crops.padding: zero`"
+            )
+        return settings
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def crop_features(model: VGG16, crops: torch.Tensor, device: torch.device) -> np.ndarray:
+    """relu5_3 features of uint8 crops (B, S, S, 3), averaged over space; float32 (B, 512).
+
+    Without padding a 196 crop gives one 1x1x512 vector (the reference); with zero padding the map
+    is larger and its mean is the crop's descriptor. bf16 autocast and channels_last on CUDA.
+    """
+    x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S) in [0, 1]
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            fmap = model(x)["relu5_3"]
+    else:
+        fmap = model(x)["relu5_3"]  # (B, 512, h, w)
+    return fmap.float().mean(dim=(2, 3)).cpu().numpy()  # (B, 512)
+
+
+class FrameCrops(Dataset):
+    """One item per frame: its id, crop boxes (P, 4) and crops (P, S, S, 3) uint8.
+
+    Errors come back as an `error` message instead of an exception, so the user sees the file name and
+    not a worker traceback.
+    """
+
+    def __init__(self, frames: pd.DataFrame, size: int, per_image: int, seed: int) -> None:
+        self.frames = frames.reset_index(drop=True)
+        self.size, self.per_image, self.seed = size, per_image, seed
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.frames.iloc[i]
+        frame, height, width = int(row["frame"]), int(row["height"]), int(row["width"])
+        try:
+            image = read_image(row["path"])  # (H, W, 3) uint8
+        except EpeflowError as e:
+            return {"frame": frame, "error": str(e)}
+        if image.shape[:2] != (height, width):
+            return {
+                "frame": frame,
+                "error": f"image {row['path']} is {image.shape[0]}x{image.shape[1]} but the manifest says "
+                f"{height}x{width}; rebuild the manifest",
+            }
+        boxes = sample_boxes(frame, height, width, self.size, self.per_image, self.seed)
+        crops = np.stack([image[r0:r1, c0:c1] for r0, r1, c0, c1 in boxes])  # (P, S, S, 3)
+        return {"frame": frame, "error": None, "boxes": boxes, "crops": torch.from_numpy(crops)}
+
+
+def check_frames_fit(frames: pd.DataFrame, size: int) -> None:
+    small = frames[(frames["height"] < size) | (frames["width"] < size)]
+    if len(small):
+        listed = "; ".join(f"{r.id} ({r.path}, {r.height}x{r.width})" for r in small.head(5).itertuples())
+        raise EpeflowError(
+            f"{len(small)} frame(s) are smaller than the crop size {size}: {listed}. "
+            "Lower config key `datasets.<dataset>.crops.size` or remove these frames"
+        )
+
+
+def iter_crop_batches(
+    loader: Iterator[dict[str, Any]] | DataLoader, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
+    """Regroup per-frame items into batches of exactly `batch_size` crops (the last may be smaller):
+    (frame ids (B,), boxes (B, 4), crops (B, S, S, 3))."""
+    ids: list[np.ndarray] = []
+    boxes: list[np.ndarray] = []
+    crops: list[torch.Tensor] = []
+    buffered = 0
+    for item in loader:
+        if item["error"]:
+            raise EpeflowError(item["error"])
+        b = np.asarray(item["boxes"])
+        ids.append(np.full(len(b), int(item["frame"]), dtype=np.int32))
+        boxes.append(b)
+        crops.append(item["crops"])
+        buffered += len(b)
+        while buffered >= batch_size:
+            all_ids, all_boxes, all_crops = np.concatenate(ids), np.concatenate(boxes), torch.cat(crops)
+            yield all_ids[:batch_size], all_boxes[:batch_size], all_crops[:batch_size]
+            ids, boxes, crops = [all_ids[batch_size:]], [all_boxes[batch_size:]], [all_crops[batch_size:]]
+            buffered -= batch_size
+    if buffered:
+        yield np.concatenate(ids), np.concatenate(boxes), torch.cat(crops)
+
+
+def extract_crops(
+    frames: pd.DataFrame,
+    settings: CropSettings,
+    model: VGG16,
+    device: torch.device,
+    writer: Any,
+    progress_desc: str = "crops",
+) -> None:
+    """Crops and features of `frames` (manifest rows) into `writer` (a RowWriter of a crop store)."""
+    check_frames_fit(frames, settings.size)
+    dataset = FrameCrops(frames, settings.size, settings.per_image, settings.seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=settings.num_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if settings.num_workers > 0 else None,
+    )
+    batches = iter_crop_batches(progress(loader, progress_desc, total=len(dataset), unit="frame"), settings.batch_size)
+    for ids, boxes, crops in batches:
+        feats = crop_features(model, crops, device)  # (B, 512) float32
+        feats = np.clip(feats, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+        writer.append(frame=ids, box=boxes, features=feats)
+
+
+def build_crop_model(
+    stats: Mapping[str, Any], padding: str, weights: Mapping[str, Any], allow_random: bool, device: torch.device
+) -> tuple[VGG16, bool]:
+    """VGG16 normalised with the dataset's RGB mean/std; returns (model, random_weights)."""
+    model, random_weights = build_vgg16(weights.get("vgg16"), allow_random, padding=padding)  # type: ignore[arg-type]
+    model.set_normalization(stats["mean"], stats["std"])
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model, random_weights
+
+
+def read_stats(path: PathLike) -> dict[str, Any]:
+    stats = read_json(path)
+    for key in ("mean", "std"):
+        value = stats.get(key) if isinstance(stats, dict) else None
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int | float) for v in value)):
+            raise EpeflowError(f"{path}: `{key}` must be a list of 3 numbers; rerun `epeflow crop-stats`")
+    if min(stats["std"]) <= 0:
+        raise EpeflowError(f"{path}: `std` must be positive (are all frames one flat colour?)")
+    return stats
+
+
+def run_crops(
+    manifest: PathLike,
+    stats_path: PathLike,
+    out: PathLike,
+    shard: int,
+    num_shards: int,
+    spec: Mapping[str, Any],
+    weights: Mapping[str, Any],
+    allow_random: bool,
+    threads: int = 1,
+) -> None:
+    """`epeflow crops`: one shard (a contiguous range of frames) into its own crops.zarr."""
+    settings = CropSettings.from_spec(spec)
+    torch.set_num_threads(max(1, threads))
+    frames_all = read_frames(manifest)
+    try:
+        frame_range = shard_range(len(frames_all), shard, num_shards)
+    except ValueError as e:
+        raise EpeflowError(f"--shard/--num-shards: {e}") from None
+    start, stop = frame_range.start, frame_range.stop
+    frames = frames_all.iloc[start:stop]
+    stats = read_stats(stats_path)
+    device = select_device()
+    model, random_weights = build_crop_model(stats, settings.padding, weights, allow_random, device)
+    rows = len(frames) * settings.per_image
+    attrs = {
+        "mean": [float(v) for v in stats["mean"]],
+        "std": [float(v) for v in stats["std"]],
+        "crop_size": settings.size,
+        "per_image": settings.per_image,
+        "seed": settings.seed,
+        "padding": settings.padding,
+        "feature": FEATURE_NAME,
+        "random_weights": bool(random_weights),
+        "num_frames": len(frames_all),
+        "chunk_size": settings.chunk_size,
+        "frames": [start, stop],
+        "shard": shard,
+        "num_shards": num_shards,
+        "provenance": stamp(random_weights, device=str(device)),
+    }
+    log.info("shard %d of %d: frames %d..%d, %d crops on %s", shard, num_shards, start, stop - 1, rows, device)
+    with atomic_path(out) as tmp:
+        group, writer = create_crop_store(tmp, rows, settings.chunk_size, attrs)
+        extract_crops(frames, settings, model, device, writer, progress_desc=f"crops {shard}/{num_shards}")
+        mark_complete(group, writer)

@@ -1,0 +1,133 @@
+"""Keep k-NN pairs closer than `max_dist` (the reference's filter.py, vectorised).
+
+Rows come out in the reference's order: row-major over (source crop, neighbour rank), which is the
+order of `np.nonzero(dist < max_dist)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from epeflow.errors import EpeflowError
+from epeflow.features.crop_store import CropStore
+from epeflow.io import PathLike, write_table
+from epeflow.log import progress
+from epeflow.matching.knn_store import KnnStore
+from epeflow.provenance import any_random, stamp
+
+log = logging.getLogger(__name__)
+
+BOX = ("r0", "r1", "c0", "c1")
+MATCH_COLUMNS: dict[str, str] = {
+    "src_crop": "int64",
+    "src_frame": "int32",
+    **{f"src_{b}": "int32" for b in BOX},
+    "dst_crop": "int64",
+    "dst_frame": "int32",
+    **{f"dst_{b}": "int32" for b in BOX},
+    "dist": "float32",
+    "rank": "int16",
+}
+
+
+def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row, rank) of the pairs with dist < max_dist, row-major like the reference; empty slots (-1) never."""
+    rows, ranks = np.nonzero((dist < max_dist) & (index >= 0))
+    return rows, ranks
+
+
+def gather_matches(
+    rows: np.ndarray,
+    ranks: np.ndarray,
+    index: np.ndarray,
+    dist: np.ndarray,
+    src_frame: np.ndarray,
+    src_box: np.ndarray,
+    dst_frame: np.ndarray,
+    dst_box: np.ndarray,
+    row_offset: int = 0,
+) -> dict[str, np.ndarray]:
+    """Columns of matches.parquet for the selected pairs of a block of k-NN rows starting at `row_offset`."""
+    src = rows.astype(np.int64) + row_offset
+    dst = index[rows, ranks].astype(np.int64)
+    cols: dict[str, np.ndarray] = {"src_crop": src, "src_frame": src_frame[src]}
+    cols.update({f"src_{b}": src_box[src, j] for j, b in enumerate(BOX)})
+    cols.update({"dst_crop": dst, "dst_frame": dst_frame[dst]})
+    cols.update({f"dst_{b}": dst_box[dst, j] for j, b in enumerate(BOX)})
+    cols.update({"dist": dist[rows, ranks], "rank": ranks})
+    return {name: np.asarray(cols[name]).astype(dtype, copy=False) for name, dtype in MATCH_COLUMNS.items()}
+
+
+def matches_frame(blocks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    if not blocks:
+        return pd.DataFrame({name: np.zeros(0, dtype) for name, dtype in MATCH_COLUMNS.items()})
+    return pd.DataFrame({name: np.concatenate([b[name] for b in blocks]) for name in MATCH_COLUMNS})
+
+
+def describe_distances(dist: np.ndarray) -> str:
+    finite = dist[np.isfinite(dist) & (dist < 1e30)]
+    if finite.size == 0:
+        return "no finite distances"
+    q = np.quantile(finite, [0.01, 0.05, 0.25, 0.5])
+    return (
+        f"min {finite.min():.4g}, 1% {q[0]:.4g}, 5% {q[1]:.4g}, 25% {q[2]:.4g}, median {q[3]:.4g}, "
+        f"max {finite.max():.4g} over {finite.size} pairs"
+    )
+
+
+def empty_result_error(knn: KnnStore, max_dist: float) -> EpeflowError:
+    dist = np.concatenate([d.ravel() for _, _, d in knn.iter_chunks()]) if len(knn) else np.zeros(0, np.float32)
+    finite = dist[np.isfinite(dist) & (dist < 1e30)]
+    hint = f" (e.g. {np.quantile(finite, 0.25):.3g} keeps about a quarter of the pairs)" if finite.size else ""
+    return EpeflowError(
+        f"no matched pair: every k-NN distance in {knn.path} is >= max_dist {max_dist}. "
+        f"Distances: {describe_distances(dist)}. Relax config key `experiments.<exp>.max_dist`{hint}."
+    )
+
+
+def check_knn_fits(knn: KnnStore, src: CropStore, dst: CropStore) -> None:
+    if len(knn) != len(src):
+        raise EpeflowError(
+            f"{knn.path} has {len(knn)} rows but {src.path} has {len(src)} crops; rerun `epeflow knn` on these stores"
+        )
+
+
+def filter_matches(knn: KnnStore, src: CropStore, dst: CropStore, max_dist: float) -> pd.DataFrame:
+    """matches.parquet rows for k-NN pairs closer than `max_dist`, block by block over source crops."""
+    check_knn_fits(knn, src, dst)
+    blocks = []
+    for start, index, dist in progress(knn.iter_chunks(), "filter", total=-(-len(knn) // knn.chunk_rows), unit="chunk"):
+        if index.size and index.max() >= len(dst):
+            raise EpeflowError(
+                f"{knn.path} points at target crop {index.max()} but {dst.path} has {len(dst)}; rerun `epeflow knn`"
+            )
+        rows, ranks = select_pairs(index, dist, max_dist)
+        blocks.append(gather_matches(rows, ranks, index, dist, src.frame, src.box, dst.frame, dst.box, start))
+    return matches_frame(blocks)
+
+
+def run_filter(knn_path: PathLike, src_path: PathLike, dst_path: PathLike, out: PathLike, max_dist: float) -> None:
+    """`epeflow filter`: matches.parquet from knn.zarr and both crop stores."""
+    knn, src, dst = KnnStore(knn_path), CropStore(src_path), CropStore(dst_path)
+    matches = filter_matches(knn, src, dst, max_dist)
+    if matches.empty:
+        raise empty_result_error(knn, max_dist)
+    random_weights = any_random(knn.random_weights, src.random_weights, dst.random_weights)
+    meta = {
+        "max_dist": float(max_dist),
+        "k": knn.k,
+        "num_source_crops": len(src),
+        "num_target_crops": len(dst),
+        "knn": str(Path(knn_path)),
+        "source": str(Path(src_path)),
+        "target": str(Path(dst_path)),
+        "random_weights": random_weights,
+        "provenance": stamp(random_weights),
+    }
+    write_table(out, matches, meta)
+    kept = matches["src_crop"].nunique()
+    log.info("%d pairs below %s (%d of %d source crops matched)", len(matches), max_dist, kept, len(src))

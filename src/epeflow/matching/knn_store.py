@@ -1,0 +1,139 @@
+"""knn.zarr: for every source crop its k nearest target crops (`index` [Ms, k] int64) and their
+squared distances of L2-normalised features (`dist` [Ms, k] float32), rows in source-crop order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from epeflow.errors import EpeflowError
+from epeflow.features.chunked import RowWriter, check_arrays, create_rows_array, open_group_checked, plain_attrs
+from epeflow.features.chunked import read_rows as _read_rows
+from epeflow.features.crop_store import CropStore
+from epeflow.io import PathLike, atomic_path
+from epeflow.log import progress
+from epeflow.provenance import any_random, stamp
+
+log = logging.getLogger(__name__)
+
+_WHAT = "k-NN store"
+_RERUN = "rerun `epeflow knn`"
+METRIC = "squared_l2_of_l2_normalized"
+
+
+class KnnStore:
+    """Reader of knn.zarr; opening it checks that it is complete."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        group = open_group_checked(self.path, _WHAT, _RERUN)
+        self.attrs: dict[str, Any] = plain_attrs(group.attrs)
+        if not self.attrs.get("complete"):
+            raise EpeflowError(f"{_WHAT} {self.path} is incomplete (no `complete` mark); delete it and {_RERUN}")
+        arrays = check_arrays(
+            group, self.path, _WHAT, _RERUN, {"index": ((None, None), ("int64",)), "dist": ((None, None), ("float32",))}
+        )
+        self.index: zarr.Array = arrays["index"]
+        self.dist: zarr.Array = arrays["dist"]
+        if self.index.shape != self.dist.shape:
+            raise EpeflowError(f"{_WHAT} {self.path}: `index` and `dist` have different shapes; {_RERUN}")
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.index.shape[1])
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self.attrs.get("random_weights", False))
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.index.chunks[0])
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(index (n, k) int64, dist (n, k) float32) of source crops [start, stop)."""
+        return (
+            _read_rows(self.index, start, stop, self.path, _WHAT),
+            _read_rows(self.dist, start, stop, self.path, _WHAT),
+        )
+
+    def iter_chunks(self, chunk_size: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(start, index, dist) blocks over all source crops."""
+        step = max(1, chunk_size or self.chunk_rows)
+        for start in range(0, len(self), step):
+            yield (start, *self.read(start, min(start + step, len(self))))
+
+
+def create_knn_store(
+    path: PathLike, rows: int, k: int, chunk_rows: int, attrs: Mapping[str, Any]
+) -> tuple[zarr.Group, RowWriter]:
+    group = zarr.open_group(str(path), mode="w")
+    group.attrs.update(dict(attrs))
+    writer = RowWriter(
+        {
+            "index": create_rows_array(group, "index", rows, k, "int64", chunk_rows),
+            "dist": create_rows_array(group, "dist", rows, k, "float32", chunk_rows),
+        }
+    )
+    return group, writer
+
+
+def check_same_dim(src: CropStore, dst: CropStore) -> None:
+    if src.dim != dst.dim:
+        raise EpeflowError(
+            f"feature sizes differ: {src.path} has {src.dim}-d features, {dst.path} has {dst.dim}-d; "
+            "rebuild both crop stores with one epeflow version"
+        )
+    if src.attrs.get("feature") != dst.attrs.get("feature"):
+        raise EpeflowError(
+            f"crop features differ: {src.path} holds {src.attrs.get('feature')!r}, {dst.path} holds "
+            f"{dst.attrs.get('feature')!r}; rebuild them with one config"
+        )
+
+
+def write_knn_store(
+    src_path: PathLike, dst_path: PathLike, out: PathLike, spec: Mapping[str, Any], threads: int = 1
+) -> None:
+    """`epeflow knn`: k nearest target crops of every source crop into knn.zarr (atomic)."""
+    import faiss
+
+    from epeflow.matching.knn import KnnSettings, run_knn
+
+    settings = KnnSettings.from_spec(spec)
+    faiss.omp_set_num_threads(max(1, threads))
+    src, dst = CropStore(src_path, dim=None), CropStore(dst_path, dim=None)
+    check_same_dim(src, dst)
+    chunk = settings.chunk_size
+    random_weights = any_random(src.random_weights, dst.random_weights)
+    attrs = {
+        **{k: v for k, v in asdict(settings).items() if k != "chunk_size"},
+        "metric": METRIC,
+        "num_source": len(src),
+        "num_target": len(dst),
+        "source": str(src_path),
+        "target": str(dst_path),
+        "random_weights": random_weights,
+        "provenance": stamp(random_weights),
+    }
+    log.info("k-NN (%s, k=%d) of %d source crops among %d target crops", settings.index, settings.k, len(src), len(dst))
+    missing = 0
+    with atomic_path(out) as tmp:
+        group, writer = create_knn_store(tmp, len(src), settings.k, min(chunk, max(1, len(src))), attrs)
+        results = run_knn(lambda: src.iter_chunks(chunk), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings)
+        n_chunks = -(-len(src) // chunk)
+        for _, dist, index in progress(results, "k-NN", total=n_chunks, unit="chunk"):
+            missing += int((index < 0).sum())
+            writer.append(index=index.astype(np.int64), dist=dist.astype(np.float32))
+        writer.close()
+        group.attrs["complete"] = True
+    if missing:
+        log.warning("%d neighbour slots are empty (index -1): raise `knn.nprobe` for the IVF index", missing)

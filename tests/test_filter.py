@@ -1,0 +1,92 @@
+import numpy as np
+import pandas as pd
+import pytest
+from crop_fixtures import random_crop_store
+
+from epeflow.errors import EpeflowError
+from epeflow.features import CropStore
+from epeflow.io import read_table
+from epeflow.matching.filter import MATCH_COLUMNS, gather_matches, matches_frame, run_filter, select_pairs
+from epeflow.matching.knn_store import KnnStore, write_knn_store
+
+
+def _loop_filter(index, dist, max_dist, src_frame, src_box, dst_frame, dst_box):
+    """The reference's loop: np.nonzero on the threshold, then one pair at a time."""
+    rows = []
+    src_ids, knn = np.nonzero(dist < max_dist)
+    for i in range(src_ids.shape[0]):
+        s, r = int(src_ids[i]), int(knn[i])
+        d = int(index[s, r])
+        if d < 0:
+            continue
+        rows.append((s, src_frame[s], *src_box[s], d, dst_frame[d], *dst_box[d], dist[s, r], r))
+    return pd.DataFrame(rows, columns=list(MATCH_COLUMNS)).astype(MATCH_COLUMNS)
+
+
+def test_vectorised_filter_equals_the_reference_loop():
+    rng = np.random.default_rng(0)
+    ns, nd, k = 40, 25, 4
+    index = rng.integers(0, nd, (ns, k))
+    dist = rng.random((ns, k)).astype(np.float32) * 2
+    index[3, 2], dist[3, 2] = -1, np.finfo(np.float32).max  # an empty IVF slot
+    src_frame, dst_frame = rng.integers(0, 9, ns).astype(np.int32), rng.integers(0, 9, nd).astype(np.int32)
+    src_box, dst_box = rng.integers(0, 50, (ns, 4)).astype(np.int32), rng.integers(0, 50, (nd, 4)).astype(np.int32)
+    expected = _loop_filter(index, dist, 0.7, src_frame, src_box, dst_frame, dst_box)
+    blocks = []
+    for start in range(0, ns, 15):  # block by block, as the store is read
+        rows, ranks = select_pairs(index[start : start + 15], dist[start : start + 15], 0.7)
+        blocks.append(
+            gather_matches(
+                rows,
+                ranks,
+                index[start : start + 15],
+                dist[start : start + 15],
+                src_frame,
+                src_box,
+                dst_frame,
+                dst_box,
+                row_offset=start,
+            )
+        )
+    got = matches_frame(blocks)
+    pd.testing.assert_frame_equal(got, expected)
+    assert len(got) > 10
+
+
+def test_run_filter_writes_the_contract_table(tmp_path):
+    src = random_crop_store(tmp_path / "src.zarr", 6, 4, (20, 30), seed=1)
+    dst = random_crop_store(tmp_path / "dst.zarr", 5, 3, (20, 30), seed=2)
+    knn = tmp_path / "knn.zarr"
+    write_knn_store(src, dst, knn, {"k": 3, "chunk_size": 7})
+    k_index, k_dist = KnnStore(knn).read(0, 24)
+    threshold = float(np.median(k_dist))
+    out = tmp_path / "matches.parquet"
+    run_filter(knn, src, dst, out, threshold)
+    df, meta = read_table(out)
+    s, d = CropStore(src), CropStore(dst)
+    expected = _loop_filter(k_index, k_dist, threshold, s.frame, s.box, d.frame, d.box)
+    pd.testing.assert_frame_equal(df, expected)
+    assert dict(df.dtypes.astype(str)) == MATCH_COLUMNS
+    assert meta["max_dist"] == threshold and meta["random_weights"] is True and meta["k"] == 3
+
+
+def test_empty_result_says_which_key_to_relax_and_shows_distances(tmp_path):
+    src = random_crop_store(tmp_path / "src.zarr", 3, 2, (20, 30), seed=1)
+    dst = random_crop_store(tmp_path / "dst.zarr", 3, 2, (20, 30), seed=2)
+    knn = tmp_path / "knn.zarr"
+    write_knn_store(src, dst, knn, {"k": 2})
+    with pytest.raises(EpeflowError) as e:
+        run_filter(knn, src, dst, tmp_path / "m.parquet", 1e-9)
+    message = str(e.value)
+    assert "experiments.<exp>.max_dist" in message and "min " in message and "median" in message
+    assert not (tmp_path / "m.parquet").exists()
+
+
+def test_knn_of_other_crops_is_an_error(tmp_path):
+    src = random_crop_store(tmp_path / "src.zarr", 3, 2, (20, 30), seed=1)
+    dst = random_crop_store(tmp_path / "dst.zarr", 3, 2, (20, 30), seed=2)
+    other = random_crop_store(tmp_path / "other.zarr", 4, 2, (20, 30), seed=3)
+    knn = tmp_path / "knn.zarr"
+    write_knn_store(src, dst, knn, {"k": 2})
+    with pytest.raises(EpeflowError, match=r"knn\.zarr has 6 rows but .*other\.zarr has 8 crops"):
+        run_filter(knn, other, dst, tmp_path / "m.parquet", 1.0)
