@@ -55,8 +55,8 @@ def key_path(path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = key_path(error.absolute_path)
+def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    where = key_path([*prefix, *error.absolute_path])
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
@@ -77,6 +77,31 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise EpeflowError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors[:10]))
     _cross_check(cfg)
     return cfg
+
+
+def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>") -> dict[str, Any]:
+    """One dataset entry (as a rule passes it with --spec) validated, with its defaults filled in."""
+    entry = json.loads(json.dumps(spec))
+    schema = {"$ref": "#/definitions/dataset", "definitions": load_schema()["definitions"]}
+    errors = list(_DefaultFillingValidator(schema).iter_errors(entry))
+    if errors:
+        described = [_describe(e, ("datasets", name)) for e in errors[:10]]
+        raise EpeflowError("invalid dataset settings:\n  " + "\n  ".join(described))
+    return entry
+
+
+def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...]) -> dict[str, Any]:
+    """A config section passed with --spec (schema `definitions.<definition>`), validated with defaults filled.
+
+    `where` is the section's key path for error messages, e.g. ("experiments", "<exp>", "evaluate").
+    """
+    entry = json.loads(json.dumps(spec))
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": load_schema()["definitions"]}
+    errors = list(_DefaultFillingValidator(schema).iter_errors(entry))
+    if errors:
+        described = [_describe(e, where) for e in errors[:10]]
+        raise EpeflowError(f"invalid {definition} settings:\n  " + "\n  ".join(described))
+    return entry
 
 
 def _cross_check(cfg: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from epeflow import __version__
@@ -32,3 +33,9 @@ def stamp(random_weights: bool, **extra: Any) -> dict[str, Any]:
 def any_random(*flags: bool | None) -> bool:
     """True when any upstream artifact was computed with random weights."""
     return any(bool(f) for f in flags)
+
+
+def marked_random(meta: Mapping[str, Any]) -> bool:
+    """Whether an artifact's metadata says random weights were used (top level or in its `provenance` stamp)."""
+    nested = meta.get("provenance")
+    return bool(meta.get("random_weights")) or (isinstance(nested, Mapping) and bool(nested.get("random_weights")))

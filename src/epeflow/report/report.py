@@ -1,0 +1,327 @@
+"""The experiment report: one self-contained HTML file (images inlined as base64 PNG, no external assets).
+
+It gathers what each stage left behind (metrics.json, model.pt's history, the matched pairs and their
+weights, the enhanced frames) so a reader sees at a glance whether the run is real: a red banner marks
+any result computed with random weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from epeflow.errors import EpeflowError
+from epeflow.io import atomic_path, read_image, read_json, read_table, read_table_meta
+from epeflow.log import progress
+from epeflow.provenance import RANDOM_WEIGHTS_WARNING, marked_random
+from epeflow.report.plots import histogram, training_curves
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "epeflow-model/1"
+THUMBNAIL_WIDTH = 384
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+.banner { background: #c0392b; color: #fff; font-weight: bold; font-size: 1.3em; padding: 0.8em 1em;
+          border-radius: 4px; margin-bottom: 1em; }
+.banner small { display: block; font-weight: normal; font-size: 0.7em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; }
+.frames td { text-align: center; }
+code, pre { font-size: 0.85em; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """The artifacts a report reads (as the report rule names them)."""
+
+    metrics: Path
+    model: Path
+    enhanced: Path
+    matches: Path
+    pair_weights: Path
+    preview: Path
+    distances: Path
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    """One row of the source | enhanced grid (PNG bytes; `source` None when its file is gone)."""
+
+    id: str
+    source: bytes | None
+    enhanced: bytes
+
+
+# ---------------------------------------------------------------- reading the artifacts
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def thumbnail(image: np.ndarray, width: int = THUMBNAIL_WIDTH) -> np.ndarray:
+    """(H, W, 3) uint8 downscaled to `width` pixels wide (aspect kept; never upscaled)."""
+    h, w = image.shape[:2]
+    if w <= width:
+        return image
+    size = (width, max(1, round(h * width / w)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+def read_png_file(path: Path, stage: str) -> bytes:
+    """A figure another stage wrote, checked to be a readable image, as PNG bytes."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+            is_png = im.format == "PNG"
+    except FileNotFoundError:
+        raise EpeflowError(f"{path} does not exist; run `epeflow {stage}` first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise EpeflowError(f"{path} is not a readable image ({e}); rerun `epeflow {stage}`") from e
+    return data if is_png else png_bytes(read_image(path))
+
+
+def load_model_summary(path: Path) -> dict[str, Any]:
+    """Everything in model.pt except the generator's weights (plain types; loaded with weights_only)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EpeflowError(f"{path} does not exist; run `epeflow train` first")
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds here (pickle, zip, runtime)
+        raise EpeflowError(f"{path} cannot be read as an epeflow model ({e}); rerun `epeflow train`") from e
+    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
+        found = model.get("format") if isinstance(model, dict) else type(model).__name__
+        raise EpeflowError(f"{path} is not an epeflow model (format {found!r}, expected {MODEL_FORMAT!r})")
+    return {k: v for k, v in model.items() if k != "generator"}
+
+
+def matching_stats(matches: Any, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Summary numbers of matched pairs: how many, how many frames they cover, distances and weights."""
+    dist = matches["dist"].to_numpy(dtype=np.float64)
+    stats: dict[str, Any] = {
+        "pairs": len(matches),
+        "source crops with a match": int(matches["src_crop"].nunique()),
+        "source frames covered": int(matches["src_frame"].nunique()),
+        "target frames covered": int(matches["dst_frame"].nunique()),
+        "max_dist": meta.get("max_dist"),
+    }
+    if len(dist):
+        stats.update({"distance min": dist.min(), "distance median": np.median(dist), "distance max": dist.max()})
+    if len(weights):
+        stats.update({"weight min": weights.min(), "weight max": weights.max()})
+    return stats
+
+
+def frame_rows(enhanced_dir: Path, max_frames: int) -> list[FrameRow]:
+    """Up to `max_frames` enhanced frames spread over the index, with their source frames, as thumbnails."""
+    index, _ = read_table(enhanced_dir / "index.parquet")
+    if index.empty:
+        return []
+    picks = np.unique(np.linspace(0, len(index) - 1, num=min(max_frames, len(index))).round().astype(int))
+    rows: list[FrameRow] = []
+    for i in progress(picks, desc="report frames", unit="frame"):
+        entry = index.iloc[int(i)]
+        frame_id = str(entry["id"])
+        enhanced = png_bytes(thumbnail(read_image(enhanced_dir / f"{frame_id}.png")))
+        source_path = entry.get("source_path")
+        source = None
+        if isinstance(source_path, str) and Path(source_path).is_file():
+            source = png_bytes(thumbnail(read_image(Path(source_path))))
+        else:
+            log.warning("source frame %s of %s not found; shown as missing", source_path, frame_id)
+        rows.append(FrameRow(frame_id, source, enhanced))
+    return rows
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+
+
+def _fmt(value: Any) -> str:
+    """A metric / statistic for a table cell."""
+    if isinstance(value, Mapping) and "mean" in value:
+        std = value.get("std")
+        return f"{value['mean']:.4g} ± {std:.2g}" if isinstance(std, int | float) else f"{value['mean']:.4g}"
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in items)
+    return f"<table>{rows}</table>"
+
+
+def _metrics_section(doc: Mapping[str, Any]) -> str:
+    metrics = doc.get("metrics", {})
+    compared = {k: v for k, v in metrics.items() if isinstance(v, Mapping) and "enhanced" in v and "source" in v}
+    parts = ["<section id='metrics'><h2>Metrics</h2>"]
+    if compared:
+        parts.append("<table><tr><th>metric</th><th>enhanced</th><th>source (baseline)</th><th>better</th>"
+                     "<th>what</th></tr>")
+        for name, m in compared.items():
+            better = "lower" if m.get("lower_is_better", True) else "higher"
+            parts.append(
+                f"<tr><th>{_e(name)}</th><td class='num'>{_e(_fmt(m['enhanced']))}</td>"
+                f"<td class='num'>{_e(_fmt(m['source']))}</td><td>{_e(better)}</td>"
+                f"<td>{_e(m.get('description', ''))}</td></tr>"
+            )
+        parts.append("</table>")
+    for name, m in metrics.items():
+        if name in compared or not isinstance(m, Mapping):
+            continue
+        parts.append(f"<h3>{_e(name)}</h3><p>{_e(m.get('description', ''))}</p>")
+        parts.append(_kv_table((k, v) for k, v in m.items() if k != "description"))
+    frames = doc.get("frames", {})
+    if frames:
+        parts.append("<h3>Frames compared</h3>" + _kv_table(frames.items()))
+    if doc.get("provenance"):
+        parts.append("<details><summary>Provenance of the metrics</summary>")
+        parts.append(_kv_table(doc["provenance"].items()) + "</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _summary_section(experiment: str, doc: Mapping[str, Any], model: Mapping[str, Any]) -> str:
+    history = model.get("history") or {}
+    iterations = history.get("iteration") or []
+    gbuffers = model.get("gbuffers") or {}
+    items: list[tuple[str, Any]] = [
+        ("experiment", experiment),
+        ("enhanced frames", doc.get("frames", {}).get("enhanced")),
+        ("real frames", doc.get("frames", {}).get("real")),
+        ("iterations trained", iterations[-1] if iterations else None),
+        ("G-buffers", f"{gbuffers.get('mode')} ({gbuffers.get('channels')} channels)" if gbuffers else None),
+    ]
+    parts = ["<section id='summary'><h2>Experiment</h2>", _kv_table(items)]
+    for key, title in (("generator_config", "Generator"), ("train", "Training settings"), ("provenance", "Model")):
+        if isinstance(model.get(key), Mapping) and model[key]:
+            parts.append(f"<details><summary>{_e(title)}</summary>{_kv_table(model[key].items())}</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render_html(
+    experiment: str,
+    metrics_doc: Mapping[str, Any],
+    model: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    figures: Mapping[str, bytes | None],
+    frames: list[FrameRow],
+    random_artifacts: list[str],
+) -> str:
+    """The report page. `figures`: training, distance_hist, weight_hist, preview, distances (PNG bytes)."""
+    parts = [
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>epeflow report: {_e(experiment)}</title><style>{_STYLE}</style></head><body>",
+    ]
+    if random_artifacts:
+        parts.append(
+            f"<div class='banner' role='alert'>{_e(RANDOM_WEIGHTS_WARNING)}"
+            f"<small>computed with random weights: {_e(', '.join(random_artifacts))}</small></div>"
+        )
+    parts.append(f"<h1>epeflow report: {_e(experiment)}</h1>")
+    parts.append(_summary_section(experiment, metrics_doc, model))
+    parts.append(_metrics_section(metrics_doc))
+
+    parts.append("<section id='training'><h2>Training</h2>")
+    training = figures.get("training")
+    parts.append(_img(training, "training curves") if training else "<p>No training history recorded.</p>")
+    parts.append("</section>")
+
+    parts.append("<section id='matching'><h2>Matching</h2>")
+    parts.append(_kv_table(stats.items()))
+    for key, alt in (("distance_hist", "distance histogram of matched pairs"),
+                     ("weight_hist", "sampling-weight histogram of matched pairs"),
+                     ("distances", "kNN distance histogram (matching stage)"),
+                     ("preview", "preview of matched crops")):
+        if figures.get(key):
+            parts.append(f"<figure>{_img(figures[key], alt)}<figcaption>{_e(alt)}</figcaption></figure>")
+    parts.append("</section>")
+
+    parts.append("<section id='frames'><h2>Source | enhanced</h2><table class='frames'>")
+    parts.append("<tr><th>frame</th><th>source</th><th>enhanced</th></tr>")
+    for row in frames:
+        source = _img(row.source, f"source {row.id}") if row.source else "source frame not found"
+        parts.append(
+            f"<tr><td>{_e(row.id)}</td><td>{source}</td><td>{_img(row.enhanced, f'enhanced {row.id}')}</td></tr>"
+        )
+    parts.append("</table></section></body></html>\n")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def build_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int = 8) -> bool:
+    """Write the report HTML atomically; returns whether anything in it was computed with random weights."""
+    metrics_doc = read_json(inputs.metrics)
+    model = load_model_summary(inputs.model)
+    matches, matches_meta = read_table(inputs.matches, columns=["src_crop", "src_frame", "dst_frame", "dist"])
+    pair_weights, weights_meta = read_table(inputs.pair_weights, columns=["weight"])
+    if len(pair_weights) != len(matches):
+        raise EpeflowError(
+            f"{inputs.pair_weights} has {len(pair_weights)} rows but {inputs.matches} has {len(matches)}; "
+            "the weights are stale: rerun `epeflow weights`"
+        )
+    weights = pair_weights["weight"].to_numpy(dtype=np.float64)
+    enhanced_meta = read_table_meta(Path(inputs.enhanced) / "index.parquet")
+
+    flags = {
+        "metrics": marked_random(metrics_doc),
+        "model": marked_random(model),
+        "enhanced frames": marked_random(enhanced_meta),
+        "matches": marked_random(matches_meta),
+        "pair weights": marked_random(weights_meta),
+    }
+    random_artifacts = [name for name, flag in flags.items() if flag]
+
+    figures = {
+        "training": training_curves(model.get("history") or {}),
+        "distance_hist": histogram(matches["dist"].to_numpy(), "matched pairs", "squared feature distance"),
+        "weight_hist": histogram(weights, "sampling weights", "weight", log_y=True),
+        "preview": read_png_file(inputs.preview, "preview"),
+        "distances": read_png_file(inputs.distances, "knn"),
+    }
+    stats = matching_stats(matches, weights, matches_meta)
+    frames = frame_rows(Path(inputs.enhanced), max_frames)
+    page = render_html(experiment, metrics_doc, model, stats, figures, frames, random_artifacts)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    log.info("wrote %s (%d frames%s)", out, len(frames), ", RANDOM WEIGHTS" if random_artifacts else "")
+    return bool(random_artifacts)

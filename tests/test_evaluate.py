@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from eval_fixtures import make_experiment, scene, write_enhanced
+
+from epeflow.cli import main
+from epeflow.config import validate_section
+from epeflow.features.vgg16 import VGG16
+from epeflow.metrics.evaluate import evaluate, lpips_per_frame
+from epeflow.metrics.frames import load_rgb
+from epeflow.metrics.lpips import LPIPS_CHANNELS, build_lpips, lin_key
+from epeflow.provenance import RANDOM_WEIGHTS_WARNING
+
+
+def _settings(**overrides):
+    return validate_section("evaluate", {"kid_subsets": 10, "kid_subset_size": 8, **overrides}, ("test",))
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    """Pretrained-looking weight files (random values in the official layouts)."""
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    vgg = VGG16()
+    torch.save({"features." + k: v for k, v in vgg.features.state_dict().items()}, root / "vgg16.pth")
+    torch.save({lin_key(i): torch.rand(1, c, 1, 1) for i, c in enumerate(LPIPS_CHANNELS)}, root / "lpips.pth")
+    return {"vgg16": {"path": str(root / "vgg16.pth")}, "lpips": {"path": str(root / "lpips.pth")}}
+
+
+def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path, random=False)
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "demo", threads=2)
+    assert doc["experiment"] == "demo"
+    assert doc["frames"] == {"enhanced": 4, "real": 12}
+    m = doc["metrics"]
+    assert set(m) == {"kid_vgg", "fid_vgg", "lpips"}
+    # enhanced frames have the real look, their sources do not: the enhanced side must be closer
+    assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["source"]["mean"]
+    assert m["kid_vgg"]["enhanced"]["subset_size_x"] == 4 and m["kid_vgg"]["enhanced"]["subset_size_y"] == 8
+    assert m["fid_vgg"]["enhanced"] < m["fid_vgg"]["source"]
+    assert m["lpips"]["n"] == 4 and m["lpips"]["mean"] > 0
+    assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
+    assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
+    json.dumps(doc)  # plain JSON types only
+
+
+def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path, identity=True)
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
+    m = doc["metrics"]
+    assert m["lpips"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["source"]
+
+
+def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir, weight_files):
+    exp = make_experiment(tmp_path, random=False)
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), weight_files, False, "x")
+    assert doc["random_weights"] is False
+    assert "warning" not in doc and "warning" not in doc["provenance"]
+    assert RANDOM_WEIGHTS_WARNING not in json.dumps(doc, ensure_ascii=False)
+
+
+def test_random_enhanced_frames_mark_the_metrics(tmp_path, hub_dir, weight_files):
+    exp = make_experiment(tmp_path, random=True)
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), weight_files,
+                   False, "x")
+    assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
+    assert doc["provenance"]["random_models"] == [] and doc["provenance"]["enhanced_random_weights"]
+
+
+def test_only_the_requested_metrics_run(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), {}, True, "x")
+    assert list(doc["metrics"]) == ["lpips"]
+    assert doc["provenance"]["random_models"] == ["lpips"]  # the KID VGG16 was never built
+
+
+def test_kid_with_a_single_enhanced_frame_is_skipped_saying_what_to_change(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path, test=(2,))
+    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
+    m = doc["metrics"]
+    assert "enhance.max_frames" in m["kid_vgg"]["skipped"] and "got 1 and 12" in m["fid_vgg"]["skipped"]
+    assert m["lpips"]["n"] == 1
+
+
+def test_lpips_resizes_source_frames_to_the_enhanced_size(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    src = pd.read_parquet(exp.src_manifest)
+    small = write_enhanced(tmp_path / "small", exp.src_manifest, {1: scene(1, "real", (24, 32))}, random=True)
+    model, _ = build_lpips({}, allow_random=True)
+    d = lpips_per_frame(model, [src.loc[1, "path"]], [small / f"{src.loc[1, 'id']}.png"], short_side=512)
+    source = torch.nn.functional.interpolate(load_rgb(src.loc[1, "path"])[None], size=(24, 32), mode="bilinear",
+                                             antialias=True, align_corners=False)
+    with torch.no_grad():
+        expected = model(source, load_rgb(small / f"{src.loc[1, 'id']}.png")[None])
+    np.testing.assert_allclose(d, expected.double().numpy(), rtol=1e-5)
+
+
+def test_cli_writes_metrics_json(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    out = tmp_path / "results" / "demo" / "metrics.json"
+    spec = json.dumps({"kid_subsets": 5, "kid_subset_size": 4, "metrics": ["kid_vgg", "lpips"], "real_split": "train"})
+    rc = main(["evaluate", str(exp.enhanced), str(exp.src_manifest), str(exp.dst_manifest), str(out),
+               "--spec", spec, "--weights", "{}", "--allow-random-weights", "--threads", "1"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["experiment"] == "demo" and doc["frames"]["real"] == 6
+    assert doc["settings"]["kid_subsets"] == 5 and doc["settings"]["short_side"] == 512  # defaults filled
+    assert set(doc["metrics"]) == {"kid_vgg", "lpips"} and doc["warning"] == RANDOM_WEIGHTS_WARNING
+    assert not list(out.parent.glob(".*tmp*"))  # atomic: no temporary left behind
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, hub_dir, capsys):
+    exp = make_experiment(tmp_path)
+    out = tmp_path / "demo" / "metrics.json"
+    args = ["evaluate", str(exp.enhanced), str(exp.src_manifest), str(exp.dst_manifest), str(out), "--threads", "1"]
+    assert main([*args, "--spec", '{"kid_subsets": 0}', "--allow-random-weights"]) == 2
+    assert "experiments.demo.evaluate.kid_subsets" in capsys.readouterr().err
+    assert main([*args, "--spec", "{}"]) == 2  # no weights and random ones not allowed
+    err = capsys.readouterr().err
+    assert "vgg16-397923af.pth" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_run_agrees_with_cpu(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    args = (exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["kid_vgg", "lpips"]), {}, True, "x")
+    cpu = evaluate(*args, device=torch.device("cpu"))["metrics"]
+    gpu = evaluate(*args, device=torch.device("cuda"))["metrics"]  # bf16 autocast, channels_last
+    assert gpu["lpips"]["mean"] == pytest.approx(cpu["lpips"]["mean"], rel=0.05)
+    assert gpu["kid_vgg"]["enhanced"]["mean"] < gpu["kid_vgg"]["source"]["mean"]
