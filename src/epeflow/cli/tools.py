@@ -20,6 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--docs", action="store_true", help="print the configuration reference (config/README.md)")
     p.set_defaults(func=_config)
 
+    p = sub.add_parser(
+        "check-weights",
+        help="check that a downloaded weight file loads as the pipeline will load it",
+        description="Load a weight file exactly as the pipeline will (strict keys and shapes, checksum where "
+        "known) and say whether it is usable. Exit status 0 when it is, non-zero with the reason when not.",
+    )
+    p.add_argument("kind", choices=("mseg", "vgg16", "lpips"), help="which weights the file should hold")
+    p.add_argument("path", type=path_arg, help="the downloaded file")
+    p.add_argument("--sha256", default=None, help="expected sha256 of the file (optional)")
+    p.set_defaults(func=_check_weights)
+
 
 def _config(args: argparse.Namespace) -> int:
     from epeflow.config import load_config
@@ -36,4 +47,11 @@ def _config(args: argparse.Namespace) -> int:
     cfg = load_config(args.files)
     json.dump(cfg, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    return 0
+
+
+def _check_weights(args: argparse.Namespace) -> int:
+    from epeflow.check_weights import check_weights
+
+    print(check_weights(args.kind, args.path, args.sha256))
     return 0

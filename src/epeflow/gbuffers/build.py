@@ -1,0 +1,38 @@
+"""The gbuffers stage: one dataset's manifest in, its `gbuffers.zarr` out (real files or fake features)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from epeflow import io
+from epeflow.config import validate_dataset
+from epeflow.errors import EpeflowError
+from epeflow.gbuffers.settings import GBufferSettings
+from epeflow.gbuffers.stats import Moments
+
+
+def build_gbuffers(
+    manifest_path: Path,
+    out: Path,
+    spec: Mapping[str, Any],
+    weights: Mapping[str, Any] | None = None,
+    allow_random: bool = False,
+    threads: int = 1,
+) -> Moments:
+    """Write `out` for the frames of `manifest_path` as the dataset config entry `spec` asks."""
+    manifest, meta = io.read_table(manifest_path)
+    dataset = str(meta.get("dataset") or Path(manifest_path).parent.name)
+    settings = GBufferSettings.from_spec(validate_dataset(spec, dataset), dataset)
+    if manifest.empty:
+        raise EpeflowError(f"{manifest_path} lists no frames; check the dataset's `images` / `filelist`")
+    attrs = {"dataset": dataset}
+    if settings.kind == "real":
+        from epeflow.gbuffers.real import import_real_gbuffers
+
+        return import_real_gbuffers(manifest, Path(out), settings, threads, Path(manifest_path), attrs=attrs)
+    from epeflow.gbuffers.fake import compute_fake_gbuffers
+
+    weights_spec = dict(weights or {}).get("vgg16")
+    return compute_fake_gbuffers(manifest, Path(out), settings, weights_spec, allow_random, threads, attrs=attrs)
