@@ -58,7 +58,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["TORCH_HOME"] = str(workdir / "torch_home")  # no pretrained weights: the demo runs on random ones
     cmd = [os.path.join(bindir, "snakemake"), "--snakefile", str(workdir / "Snakefile"), "--directory",
            str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, cwd=workdir)
 
 
 def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:

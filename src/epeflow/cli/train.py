@@ -1,9 +1,72 @@
-"""CLI commands of the train stage."""
+"""CLI commands of the train stage: `train` (resumable GAN training) and `enhance` (held-out frames)."""
 
 from __future__ import annotations
 
 import argparse
 
+from epeflow.cli.common import add_spec, add_weights, path_arg, spec
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this stage's commands."""
+    p = sub.add_parser(
+        "train",
+        help="train the generator on weighted matched crops (resumes from checkpoints)",
+        description="Train the EPE-style generator against the perceptual discriminator on matched crop pairs "
+        "drawn by their sampling weights. Checkpoints go to --checkpoints; a rerun continues from the latest "
+        "one of the same run (same settings and inputs) and moves other runs' checkpoints aside. Writes the "
+        "final model (generator, its config, G-buffer statistics, loss history, provenance) to --out.",
+    )
+    p.add_argument("--src-manifest", type=path_arg, required=True, help="manifest.parquet of the synthetic dataset")
+    p.add_argument("--dst-manifest", type=path_arg, required=True, help="manifest.parquet of the real dataset")
+    p.add_argument("--src-labels", type=path_arg, required=True, help="robust label folder of the synthetic dataset")
+    p.add_argument("--dst-labels", type=path_arg, required=True, help="robust label folder of the real dataset")
+    p.add_argument("--gbuffers", type=path_arg, required=True, help="gbuffers.zarr of the synthetic dataset")
+    p.add_argument("--matches", type=path_arg, required=True, help="matches.parquet (matched crop pairs)")
+    p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weight per pair)")
+    p.add_argument("--checkpoints", type=path_arg, required=True, help="folder of resumable checkpoints")
+    p.add_argument("--out", type=path_arg, required=True, help="model.pt to write")
+    add_spec(p, "the experiment's `train`")
+    add_weights(p)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "enhance",
+        help="enhance held-out synthetic frames with a trained model",
+        description="Run the trained generator on whole frames of the configured split of the synthetic "
+        "dataset and write <id>.png per frame plus index.parquet into OUT_DIR. Finished frames of the same "
+        "model are kept when a killed job is rerun.",
+    )
+    p.add_argument("model", type=path_arg, help="model.pt written by `epeflow train`")
+    p.add_argument("manifest", type=path_arg, help="manifest.parquet of the synthetic dataset")
+    p.add_argument("gbuffers", type=path_arg, help="gbuffers.zarr of the synthetic dataset")
+    p.add_argument("out_dir", type=path_arg, help="folder to write (created atomically)")
+    add_spec(p, "the experiment's `enhance`")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    p.set_defaults(func=_enhance)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from epeflow.train import run_training
+
+    torch.set_num_threads(max(1, args.threads))
+    run_training(
+        src_manifest=args.src_manifest, dst_manifest=args.dst_manifest, src_labels=args.src_labels,
+        dst_labels=args.dst_labels, gbuffers=args.gbuffers, matches=args.matches, pair_weights=args.pair_weights,
+        checkpoints=args.checkpoints, out=args.out, spec=spec(args), weights=spec(args, "weights"),
+        allow_random=args.allow_random_weights,
+    )
+    return 0
+
+
+def _enhance(args: argparse.Namespace) -> int:
+    import torch
+
+    from epeflow.enhance import enhance
+
+    torch.set_num_threads(max(1, args.threads))
+    enhance(args.model, args.manifest, args.gbuffers, args.out_dir, spec(args))
+    return 0

@@ -1,0 +1,140 @@
+"""`epeflow enhance`: run the trained generator on whole held-out frames, one PNG per frame.
+
+Frames accumulate in `<out>.partial` (each PNG written atomically), so a killed job continues where it
+stopped; a marker with the model's digest makes sure frames of an older model are not mixed in. At the
+end `index.parquet` lists the frames and the folder is moved into place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from epeflow.config import validate_section
+from epeflow.errors import EpeflowError
+from epeflow.io import finalize_dir, partial_dir, read_image, read_label, read_table, write_png, write_table
+from epeflow.log import progress
+from epeflow.models.generator import Generator
+from epeflow.provenance import any_random, marked_random, stamp
+from epeflow.train.runtime import Runtime
+from epeflow.weights import sha256_of
+
+log = logging.getLogger(__name__)
+
+MODEL_MARKER = ".model.sha256"
+_MIN_STD = 1e-6  # as the G-buffer store: flatter channels are only centred
+
+
+def select_frames(manifest: pd.DataFrame, split: str, max_frames: int | None) -> pd.DataFrame:
+    """Manifest rows of `split` ('all' for every frame), in frame order, at most `max_frames`."""
+    rows = manifest if split == "all" else manifest[manifest["split"] == split]
+    rows = rows.sort_values("frame")
+    return rows.head(max_frames) if max_frames is not None else rows
+
+
+def normalize_gbuffers(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(C, H, W) raw G-buffers normalised with the statistics the generator was trained with."""
+    std = np.where(std > _MIN_STD, std, 1.0).astype(np.float32)
+    return (raw - mean[:, None, None].astype(np.float32)) / std[:, None, None]
+
+
+@torch.no_grad()
+def enhance_frame(
+    generator: Generator, image: np.ndarray, gbuffers: np.ndarray, materials: np.ndarray, runtime: Runtime
+) -> np.ndarray:
+    """(H, W, 3) uint8 frame, (C, H, W) normalised G-buffers, (12, H, W) materials -> (H, W, 3) uint8."""
+    x = runtime.tensor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 255)
+    g = runtime.tensor(torch.from_numpy(np.ascontiguousarray(gbuffers, dtype=np.float32))[None])
+    m = runtime.tensor(torch.from_numpy(np.ascontiguousarray(materials, dtype=np.float32))[None])
+    with runtime.autocast():
+        y = generator(x, g, m)  # (1, 3, H, W) in [0, 1]
+    y = (y[0].float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return y.permute(1, 2, 0).cpu().numpy()
+
+
+def check_gbuffers(model: Mapping[str, Any], store: Any, model_path: Path) -> None:
+    """The store must have the channels the generator was trained on, in the same order."""
+    trained = model["gbuffers"]
+    if int(trained["channels"]) != store.channels or list(trained["names"]) != list(store.names):
+        raise EpeflowError(
+            f"{store.path} has G-buffer channels {store.names}, but {model_path} was trained on "
+            f"{trained['names']}; enhance with the G-buffers the model was trained with, or retrain"
+        )
+
+
+def _claim_partial(partial: Path, digest: str) -> None:
+    """Keep finished frames only if they were made by this model."""
+    marker = partial / MODEL_MARKER
+    old = marker.read_text().strip() if marker.exists() else None
+    stale = [p for p in partial.iterdir() if p.suffix in (".png", ".parquet")]
+    if old != digest and stale:
+        log.warning("removing %d frames from %s: they were made by another model", len(stale), partial)
+        for p in stale:
+            p.unlink()
+    marker.write_text(digest + "\n")
+
+
+def enhance(
+    model_path: Path, manifest_path: Path, gbuffers_path: Path, out_dir: Path, spec: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Enhance the configured split of the source dataset into `out_dir`; returns the index table."""
+    from epeflow.gbuffers import GBufferStore
+    from epeflow.labels.taxonomy import materials_from_cityscapes
+    from epeflow.train import load_generator
+
+    settings = validate_section("enhance", dict(spec), ("experiments", "<exp>", "enhance"))
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    generator, model = load_generator(model_path)
+    runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings["device"])
+    generator = runtime.prepare(generator)
+    store = GBufferStore(gbuffers_path)
+    check_gbuffers(model, store, model_path)
+    mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
+    std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
+
+    manifest, _ = read_table(manifest_path)
+    frames = select_frames(manifest, settings["split"], settings["max_frames"])
+    if frames.empty:
+        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings["split"])
+    partial = partial_dir(out_dir)
+    _claim_partial(partial, sha256_of(model_path))
+    todo = [row for row in frames.itertuples(index=False) if not (partial / f"{row.id}.png").exists()]
+    log.info("enhancing %d of %d frames on %s (%d done before)", len(todo), len(frames), runtime.device,
+             len(frames) - len(todo))
+    for row in progress(todo, "enhance", unit="frame"):
+        if pd.isna(row.gt_label_path):
+            raise EpeflowError(f"{manifest_path}: frame {row.frame} ({row.path}) has no ground-truth label; the "
+                               "generator needs it for its material maps")
+        image = read_image(row.path)
+        size = (int(row.height), int(row.width))
+        if image.shape[:2] != size:
+            raise EpeflowError(f"image {row.path} is {image.shape[0]}x{image.shape[1]}, but {manifest_path} says "
+                               f"{size[0]}x{size[1]}; rerun the dataset's stages")
+        gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
+        materials = materials_from_cityscapes(read_label(row.gt_label_path))
+        write_png(partial / f"{row.id}.png", enhance_frame(generator, image, gbuffers, materials, runtime))
+
+    index = pd.DataFrame({
+        "frame": frames["frame"].to_numpy(np.int64),
+        "id": frames["id"].astype(str).to_numpy(),
+        "source_path": frames["path"].astype(str).to_numpy(),
+        "enhanced_path": [str(out_dir / f"{i}.png") for i in frames["id"]],
+        "height": frames["height"].to_numpy(np.int64),
+        "width": frames["width"].to_numpy(np.int64),
+    })
+    random_weights = any_random(marked_random(model), store.random_weights)
+    meta = stamp(random_weights, model=str(model_path), split=settings["split"], frames=len(index))
+    write_table(partial / "index.parquet", index, meta)
+    wanted = {f"{i}.png" for i in index["id"]}
+    for extra in [p for p in partial.glob("*.png") if p.name not in wanted]:  # frames of an earlier selection
+        extra.unlink()
+    (partial / MODEL_MARKER).unlink()
+    finalize_dir(partial, out_dir)
+    log.info("wrote %d enhanced frames to %s", len(index), out_dir)
+    return index

@@ -1,0 +1,289 @@
+"""Training data: matched crop pairs, drawn by weight, loaded by DataLoader workers in a fixed order.
+
+Which pairs a step trains on comes from `WeightedPairSampler` in the main process; each sample's random
+choices (position of the training crop inside the matched crop, flips) come from a generator seeded with
+the sample's global number. So batches do not depend on the number of workers or on prefetching, and a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from epeflow.errors import EpeflowError
+from epeflow.io import read_image, read_label, read_table
+
+BOX_COLUMNS = {side: [f"{side}_{c}" for c in ("r0", "r1", "c0", "c1")] for side in ("src", "dst")}
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Matched crop pairs as arrays (row i = matches.parquet row i) with their sampling weights."""
+
+    src_frame: np.ndarray  # (M,) int64
+    src_box: np.ndarray  # (M, 4) int64: r0, r1, c0, c1
+    dst_frame: np.ndarray  # (M,) int64
+    dst_box: np.ndarray  # (M, 4) int64
+    weight: np.ndarray  # (M,) float64
+    meta: dict[str, Any]  # metadata of matches.parquet (provenance)
+    weight_meta: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.src_frame)
+
+
+def load_pairs(matches_path: Path, weights_path: Path) -> Pairs:
+    """Read matches.parquet and weights.parquet and check they belong together."""
+    columns = ["src_frame", *BOX_COLUMNS["src"], "dst_frame", *BOX_COLUMNS["dst"]]
+    matches, meta = read_table(matches_path)
+    missing = [c for c in columns if c not in matches.columns]
+    if missing:
+        raise EpeflowError(f"{matches_path} lacks columns {missing}; rerun the matching stage (`epeflow filter`)")
+    weights, weight_meta = read_table(weights_path, columns=None)
+    if "weight" not in weights.columns:
+        raise EpeflowError(f"{weights_path} has no `weight` column; rerun `epeflow weights`")
+    if len(weights) != len(matches):
+        raise EpeflowError(
+            f"{weights_path} has {len(weights)} weights but {matches_path} has {len(matches)} pairs; "
+            "they come from different runs: rerun `epeflow weights` on these matches"
+        )
+    if len(matches) == 0:
+        raise EpeflowError(f"{matches_path} has no matched pairs; raise the experiment's `max_dist` or `knn.k`")
+    weight = weights["weight"].to_numpy(dtype=np.float64)
+    if not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
+        raise EpeflowError(f"{weights_path}: weights must be finite, non-negative and not all zero")
+    return Pairs(
+        src_frame=matches["src_frame"].to_numpy(np.int64),
+        src_box=matches[BOX_COLUMNS["src"]].to_numpy(np.int64),
+        dst_frame=matches["dst_frame"].to_numpy(np.int64),
+        dst_box=matches[BOX_COLUMNS["dst"]].to_numpy(np.int64),
+        weight=weight,
+        meta=meta,
+        weight_meta=weight_meta,
+    )
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What loading needs from a manifest, indexed by the integer frame id."""
+
+    manifest: Path
+    paths: list[str]
+    ids: list[str]
+    sizes: np.ndarray  # (N, 2) int64: height, width
+    gt_label_paths: list[str | None]
+
+
+def load_frames(manifest_path: Path) -> tuple[Frames, pd.DataFrame]:
+    manifest, _ = read_table(manifest_path)
+    need = ["frame", "id", "path", "height", "width"]
+    missing = [c for c in need if c not in manifest.columns]
+    if missing:
+        raise EpeflowError(f"manifest {manifest_path} lacks columns {missing}; rerun `epeflow manifest`")
+    if not np.array_equal(manifest["frame"].to_numpy(), np.arange(len(manifest))):
+        raise EpeflowError(f"manifest {manifest_path}: column `frame` must be the row number; rerun `epeflow manifest`")
+    gt = manifest["gt_label_path"] if "gt_label_path" in manifest.columns else pd.Series([None] * len(manifest))
+    frames = Frames(
+        manifest=Path(manifest_path),
+        paths=[str(p) for p in manifest["path"]],
+        ids=[str(i) for i in manifest["id"]],
+        sizes=manifest[["height", "width"]].to_numpy(np.int64),
+        gt_label_paths=[None if pd.isna(p) else str(p) for p in gt],
+    )
+    return frames, manifest
+
+
+def training_crop(box: np.ndarray, size: int | None, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A `size` x `size` box at a random place inside the matched crop `box` (the whole box when None)."""
+    r0, r1, c0, c1 = (int(v) for v in box)
+    if size is None:
+        return r0, r1, c0, c1
+    dr = int(rng.integers(0, r1 - r0 - size + 1))
+    dc = int(rng.integers(0, c1 - c0 - size + 1))
+    return r0 + dr, r0 + dr + size, c0 + dc, c0 + dc + size
+
+
+def check_crop_sizes(pairs: Pairs, crop_size: int | None) -> tuple[int, int]:
+    """The (h, w) of every training crop; matched crops of several sizes need a `crop_size`."""
+    heights = np.concatenate([pairs.src_box[:, 1] - pairs.src_box[:, 0], pairs.dst_box[:, 1] - pairs.dst_box[:, 0]])
+    widths = np.concatenate([pairs.src_box[:, 3] - pairs.src_box[:, 2], pairs.dst_box[:, 3] - pairs.dst_box[:, 2]])
+    if crop_size is None:
+        if len(np.unique(heights)) > 1 or len(np.unique(widths)) > 1:
+            raise EpeflowError(
+                "matched crops have several sizes; set config key `train.crop_size` to train on crops of one size"
+            )
+        return int(heights[0]), int(widths[0])
+    if crop_size > min(heights.min(), widths.min()):
+        raise EpeflowError(
+            f"config key `train.crop_size`: {crop_size} is larger than the smallest matched crop "
+            f"({int(min(heights.min(), widths.min()))} px); use a smaller value or null"
+        )
+    return crop_size, crop_size
+
+
+def _chw(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def _flip(array: np.ndarray, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(array[..., ::-1]) if flip else array
+
+
+class MatchedPairs(torch.utils.data.Dataset):
+    """Loads the sample with key (pair row, global sample number): a source crop with everything the
+    generator and discriminator need, and its matched real crop.
+
+    Returns tensors: image (3,h,w) in [0,1], gbuffers (C,h,w) normalised, materials (12,h,w) one-hot,
+    labels (h,w) int64 MSeg ids, real (3,h,w), real_labels (h,w), pair () int64.
+    """
+
+    def __init__(
+        self,
+        pairs: Pairs,
+        src: Frames,
+        dst: Frames,
+        src_labels: Path,
+        dst_labels: Path,
+        gbuffers: Path,
+        crop_size: int | None,
+        flip: bool,
+        seed: int,
+    ) -> None:
+        self.pairs, self.src, self.dst = pairs, src, dst
+        self.src_labels, self.dst_labels, self.gbuffers = Path(src_labels), Path(dst_labels), Path(gbuffers)
+        self.crop_size, self.flip, self.seed = crop_size, flip, seed
+        for side, frames, used in (("src", src, pairs.src_frame), ("dst", dst, pairs.dst_frame)):
+            if used.min() < 0 or used.max() >= len(frames.paths):
+                raise EpeflowError(
+                    f"matched pairs refer to {side} frame {int(used.max())}, but {frames.manifest} has "
+                    f"{len(frames.paths)} frames; the matches come from another manifest: rerun the matching stage"
+                )
+        self._store: Any = None  # opened lazily in each worker process
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_store": None}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def store(self) -> Any:
+        if self._store is None:
+            from epeflow.gbuffers import GBufferStore
+
+            self._store = GBufferStore(self.gbuffers)
+        return self._store
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        pair, sample = key
+        rng = np.random.default_rng([self.seed, sample])
+        src_box = training_crop(self.pairs.src_box[pair], self.crop_size, rng)
+        dst_box = training_crop(self.pairs.dst_box[pair], self.crop_size, rng)
+        flip_src, flip_dst = (bool(f) for f in rng.random(2) < 0.5) if self.flip else (False, False)
+
+        frame = int(self.pairs.src_frame[pair])
+        image = self._image(self.src, frame, src_box)
+        gbuffers = self.store().read_crop(frame, box=src_box, size=tuple(self.src.sizes[frame]), normalize=True)
+        materials = self._materials(frame, src_box)
+        labels = self._labels(self.src, self.src_labels, frame, src_box)
+        real_frame = int(self.pairs.dst_frame[pair])
+        real = self._image(self.dst, real_frame, dst_box)
+        real_labels = self._labels(self.dst, self.dst_labels, real_frame, dst_box)
+        return {
+            "image": torch.from_numpy(_flip(image, flip_src)),  # (3, h, w)
+            "gbuffers": torch.from_numpy(_flip(np.asarray(gbuffers, dtype=np.float32), flip_src)),  # (C, h, w)
+            "materials": torch.from_numpy(_flip(materials, flip_src)),  # (12, h, w)
+            "labels": torch.from_numpy(_flip(labels, flip_src)),  # (h, w)
+            "real": torch.from_numpy(_flip(real, flip_dst)),
+            "real_labels": torch.from_numpy(_flip(real_labels, flip_dst)),
+            "pair": torch.tensor(pair, dtype=torch.int64),
+        }
+
+    def _checked(self, frames: Frames, frame: int, array: np.ndarray, path: str | Path, what: str) -> np.ndarray:
+        if tuple(array.shape[:2]) != tuple(frames.sizes[frame]):
+            raise EpeflowError(
+                f"{what} {path} is {array.shape[0]}x{array.shape[1]}, but {frames.manifest} says frame {frame} "
+                f"is {frames.sizes[frame][0]}x{frames.sizes[frame][1]}; rerun the stages of this dataset"
+            )
+        return array
+
+    def _image(self, frames: Frames, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        r0, r1, c0, c1 = box
+        image = self._checked(frames, frame, read_image(frames.paths[frame]), frames.paths[frame], "image")
+        return _chw(image[r0:r1, c0:c1])  # (3, h, w) float32
+
+    def _labels(self, frames: Frames, folder: Path, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        r0, r1, c0, c1 = box
+        path = folder / f"{frames.ids[frame]}.png"
+        labels = self._checked(frames, frame, read_label(path), path, "label map")
+        return labels[r0:r1, c0:c1].astype(np.int64)
+
+    def _materials(self, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        from epeflow.labels.taxonomy import materials_from_cityscapes
+
+        path = self.src.gt_label_paths[frame]
+        if path is None:
+            raise EpeflowError(
+                f"{self.src.manifest}: frame {frame} ({self.src.paths[frame]}) has no ground-truth label "
+                "(gt_label_path); the generator needs them for its material maps: set the dataset's "
+                "`gt_label_dir` or give them in its file list"
+            )
+        r0, r1, c0, c1 = box
+        gt = self._checked(self.src, frame, read_label(path), path, "ground-truth label map")
+        return materials_from_cityscapes(gt[r0:r1, c0:c1]).astype(np.float32, copy=False)  # (12, h, w)
+
+
+class PairBatches(torch.utils.data.Sampler):
+    """Keys of the batches of steps `start`..`stop`-1 drawn from the weighted pair sampler.
+
+    The loader iterates this ahead of training (prefetching), so the sampler's state is remembered before
+    each step's draw: `state_before(step)` is what a checkpoint after step-1 must store.
+    """
+
+    def __init__(self, sampler: Any, batch_size: int, start: int, stop: int, shard: Any = None) -> None:
+        self.sampler, self.batch_size, self.start, self.stop = sampler, batch_size, start, stop
+        self.shard = shard or list  # Runtime.shard: this rank's part of the global batch
+        self._states: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.stop):
+            self._states[step] = copy.deepcopy(self.sampler.state_dict())
+            pairs = self.sampler.draw(self.batch_size)
+            keys = [(int(p), step * self.batch_size + i) for i, p in enumerate(pairs)]
+            yield self.shard(keys)
+
+    def state_before(self, step: int) -> dict[str, Any]:
+        """Sampler state before the draw of `step` (forgets older ones)."""
+        for old in [s for s in self._states if s < step]:
+            del self._states[old]
+        if step in self._states:
+            return self._states[step]
+        return copy.deepcopy(self.sampler.state_dict())  # not drawn yet: the current state is that state
+
+
+def make_loader(dataset: MatchedPairs, batches: PairBatches, num_workers: int, pin_memory: bool) -> Iterator[Any]:
+    """Batches of `dataset` in the order of `batches`; workers only decode, so the order is theirs to keep."""
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_single_thread if num_workers else None,
+        persistent_workers=False,
+    )
+    return iter(loader)
+
+
+def _single_thread(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode images; the main process owns the cores for training

@@ -1,0 +1,189 @@
+"""The training loop: per iteration one discriminator update, then one generator update, on one batch.
+
+What varies is passed in: the networks and optimizers (`TrainState`), the losses (`Objectives`), where it
+runs (`Runtime`), and what to do at a checkpoint (a callback). The loop itself fits on one screen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from epeflow.features.vgg16 import VGG16
+from epeflow.log import progress
+from epeflow.models.discriminator import DiscriminatorConfig, PerceptualDiscriminator, realism_maps
+from epeflow.models.generator import Generator, GeneratorConfig
+from epeflow.models.losses import LSGANLoss, r1_penalty
+from epeflow.train.runtime import Runtime, frozen
+from epeflow.train.settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+class LossLog:
+    """Loss sums since the last log line, and the history of their means at each log line."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.count = 0
+        self.history: dict[str, list] = {"iteration": []}
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for name, value in losses.items():  # summed on the device: no synchronisation per step
+            self.sums[name] = self.sums.get(name, 0.0) + value.detach().double()
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {name: float(total) / self.count for name, total in self.sums.items()}
+
+    def flush(self, iteration: int) -> dict[str, float]:
+        """Close the window: its means join the history at `iteration`."""
+        means = self.means()
+        self.history["iteration"].append(iteration)
+        for name, value in means.items():
+            self.history.setdefault(name, []).append(value)
+        self.sums, self.count = {}, 0
+        return means
+
+    def final_history(self, iteration: int) -> dict[str, list]:
+        """The history plus the open window (a run that stops between log lines), leaving the log as is,
+        so an extended run logs the same windows as one that never stopped."""
+        history = {k: list(v) for k, v in self.history.items()}
+        if self.count:
+            history["iteration"].append(iteration)
+            for name, value in self.means().items():
+                history.setdefault(name, []).append(value)
+        return history
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.count = dict(state["sums"]), int(state["count"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint restores (besides data sampling and RNG states)."""
+
+    generator: Generator
+    discriminator: PerceptualDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
+    iteration: int = 0
+    losses: LossLog = field(default_factory=LossLog)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "generator_config": self.generator.config_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "discriminator_config": self.discriminator.config_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "iteration": self.iteration,
+            "losses": self.losses.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.iteration = int(state["iteration"])
+        self.losses.load_state_dict(state["losses"])
+
+
+def build_state(settings: TrainSettings, gbuffer_channels: int, runtime: Runtime) -> TrainState:
+    """Networks initialised from `settings.seed`, on the device, with Adam and step-LR schedules."""
+    torch.manual_seed(settings.seed)
+    generator = runtime.prepare(Generator(GeneratorConfig(
+        gbuffer_channels=gbuffer_channels, channels=settings.generator_channels, blocks=settings.generator_blocks,
+        gbuffer_width=settings.gbuffer_width,
+    )))
+    discriminator = runtime.prepare(PerceptualDiscriminator(DiscriminatorConfig(
+        layers=settings.discriminator_layers, channels=settings.discriminator_channels,
+    )))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas)
+    return TrainState(
+        generator, discriminator, opt_g, opt_d,
+        torch.optim.lr_scheduler.StepLR(opt_g, settings.lr_step, settings.lr_gamma),
+        torch.optim.lr_scheduler.StepLR(opt_d, settings.lr_step_discriminator, settings.lr_gamma),
+    )
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The losses and their weights; `perceptual(x, y) -> (B,)` for images in [0, 1] (LPIPS)."""
+
+    perceptual: nn.Module
+    gan: LSGANLoss = field(default_factory=LSGANLoss)
+    perceptual_weight: float = 5.0
+    gan_weight: float = 1.0
+    reg_weight: float = 0.03
+
+
+def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, clip: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(module.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+
+
+def train_loop(
+    state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16, objectives: Objectives,
+    settings: TrainSettings, runtime: Runtime, on_checkpoint: Callable[[TrainState], None],
+) -> TrainState:
+    """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration."""
+    gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
+    layers, obj = settings.discriminator_layers, objectives
+    for _ in progress(range(state.iteration, settings.iterations), "train", unit="it"):
+        b = {k: runtime.tensor(v) for k, v in next(batches).items()}
+
+        # Discriminator: fakes of the current generator towards 0, real crops towards 1, R1 on real crops.
+        with torch.no_grad(), runtime.autocast():
+            fake = gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
+        real = b["real"].requires_grad_(obj.reg_weight > 0)
+        with runtime.autocast():
+            d_fake = obj.gan.fake(realism_maps(disc, vgg, fake, b["labels"], layers))
+            d_real = obj.gan.real(realism_maps(disc, vgg, real, b["real_labels"], layers))
+        r1 = r1_penalty(d_real, real) if obj.reg_weight > 0 else torch.zeros((), device=real.device)
+        optimizer_step(d_fake + d_real + obj.reg_weight * r1, disc, state.opt_d, state.sched_d, settings.clip_grad_norm)
+
+        # Generator: look real to the discriminator (given the source's labels), stay close to the source.
+        with frozen(state.discriminator), runtime.autocast():
+            enhanced = gen(b["image"], b["gbuffers"], b["materials"])
+            g_gan = obj.gan.generator(realism_maps(disc, vgg, enhanced, b["labels"], layers))
+            g_perceptual = obj.perceptual(b["image"], enhanced).float().mean()
+        g_loss = obj.gan_weight * g_gan + obj.perceptual_weight * g_perceptual
+        optimizer_step(g_loss, gen, state.opt_g, state.sched_g, settings.clip_grad_norm)
+
+        state.iteration += 1
+        state.losses.add({"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1})
+        if state.iteration % settings.log_every == 0:
+            _log_losses(state.iteration, state.losses.flush(state.iteration))
+        at_end = state.iteration == settings.iterations
+        if runtime.is_main and (state.iteration % settings.checkpoint_every == 0 or at_end):
+            on_checkpoint(state)
+    if state.losses.count:
+        _log_losses(state.iteration, state.losses.means())
+    return state
+
+
+def _log_losses(iteration: int, means: dict[str, float]) -> None:
+    log.info("iteration %d: %s", iteration, " ".join(f"{k}={v:.4g}" for k, v in means.items()))

@@ -1,0 +1,138 @@
+"""`epeflow train`: read the stage's inputs, resume or start the run, train, write model.pt.
+
+I/O and bookkeeping live here (inputs, fingerprint, checkpoints, provenance) so that `loop.train_loop`
+stays about training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epeflow.errors import EpeflowError
+from epeflow.features.vgg16 import build_vgg16
+from epeflow.io import read_json
+from epeflow.metrics.lpips import build_lpips
+from epeflow.provenance import any_random, marked_random, stamp
+from epeflow.train import checkpoint as ckpt
+from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, load_pairs, make_loader
+from epeflow.train.loop import Objectives, TrainState, build_state, train_loop
+from epeflow.train.model_file import save_model
+from epeflow.train.runtime import Runtime
+from epeflow.train.settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+def labels_info(folder: Path) -> dict[str, Any]:
+    """What matters of a labels folder's labels.json (method, frame count, random flag)."""
+    path = Path(folder) / "labels.json"
+    if not path.is_file():
+        raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
+    info = read_json(path)
+    return {"method": info.get("method"), "num_frames": info.get("num_frames"), "random_weights": marked_random(info)}
+
+
+def frames_digest(frames: Frames) -> str:
+    """Which frames, in which order, at which sizes: ids are relative paths, so moving a dataset is no change."""
+    has_gt = np.array([p is not None for p in frames.gt_label_paths])
+    return ckpt.array_digest(np.array(frames.ids, dtype=object), frames.sizes, has_gt)
+
+
+def gbuffer_info(store: Any) -> dict[str, Any]:
+    """The G-buffer description model.pt carries (enhancement checks its store against it)."""
+    return {"channels": store.channels, "names": list(store.names), "mean": store.mean.tolist(),
+            "std": store.std.tolist(), "mode": store.mode}
+
+
+def run_training(
+    *,
+    src_manifest: Path,
+    dst_manifest: Path,
+    src_labels: Path,
+    dst_labels: Path,
+    gbuffers: Path,
+    matches: Path,
+    pair_weights: Path,
+    checkpoints: Path,
+    out: Path,
+    spec: Mapping[str, Any],
+    weights: Mapping[str, Any],
+    allow_random: bool,
+) -> TrainState:
+    """Train (or continue training) and write `out`; CPU threads are the caller's choice (torch.set_num_threads)."""
+    from epeflow.gbuffers import GBufferStore
+    from epeflow.matching.sampler import WeightedPairSampler
+
+    settings = TrainSettings.from_spec(dict(spec))
+    runtime = Runtime.detect(settings.amp, settings.device)
+    log.info("training on %s (amp: %s) for %d iterations", runtime.device, runtime.amp, settings.iterations)
+
+    pairs = load_pairs(matches, pair_weights)
+    src, _ = load_frames(src_manifest)
+    dst, _ = load_frames(dst_manifest)
+    store = GBufferStore(gbuffers)
+    if len(store) != len(src.paths):
+        raise EpeflowError(f"{gbuffers} has {len(store)} frames but {src_manifest} has {len(src.paths)}; "
+                           "rerun `epeflow gbuffers` for this manifest")
+    crop_h, crop_w = check_crop_sizes(pairs, settings.crop_size)
+    log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
+    src_labels_info, dst_labels_info = labels_info(src_labels), labels_info(dst_labels)
+
+    vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random)
+    lpips, lpips_random = build_lpips(weights, allow_random)
+    vgg, lpips = runtime.prepare(vgg), runtime.prepare(lpips)
+    upstream = {
+        "gbuffers": store.random_weights, "matches": marked_random(pairs.meta),
+        "pair_weights": marked_random(pairs.weight_meta),
+        "src_labels": src_labels_info["random_weights"], "dst_labels": dst_labels_info["random_weights"],
+    }
+    random_weights = any_random(vgg_random, lpips_random, *upstream.values())
+
+    inputs = {
+        "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
+        "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
+        "gbuffers": gbuffer_info(store), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
+        "pretrained": {"vgg16": not vgg_random, "lpips": not lpips_random},
+    }
+    fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
+    ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
+
+    state = build_state(settings, store.channels, runtime)
+    sampler = WeightedPairSampler(pairs.weight, settings.seed)
+    resumed = ckpt.load_latest(checkpoints, fp, settings.iterations)
+    if resumed is not None:
+        state.load_state_dict(resumed)
+        sampler.load_state_dict(resumed["sampler"])
+        ckpt.set_rng_state(resumed["rng"])
+
+    batches = PairBatches(sampler, settings.batch_size, state.iteration, settings.iterations, runtime.shard)
+    dataset = MatchedPairs(pairs, src, dst, src_labels, dst_labels, gbuffers, settings.crop_size, settings.flip,
+                           settings.seed)
+    loader = make_loader(dataset, batches, settings.num_workers, pin_memory=runtime.is_cuda)
+
+    def save_checkpoint(s: TrainState) -> None:
+        state_dict = {**s.state_dict(), "format": ckpt.CHECKPOINT_FORMAT, "fingerprint": fp,
+                      "sampler": batches.state_before(s.iteration), "rng": ckpt.rng_state(),
+                      "settings": settings.to_dict()}
+        path = ckpt.save_checkpoint(checkpoints, state_dict, settings.keep_checkpoints)
+        log.info("checkpoint %s", path)
+
+    objectives = Objectives(perceptual=lpips, perceptual_weight=settings.perceptual_weight,
+                            gan_weight=settings.gan_weight, reg_weight=settings.reg_weight)
+    train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint)
+
+    provenance = stamp(
+        random_weights, vgg16_random=vgg_random, lpips_random=lpips_random,
+        random_inputs=sorted(k for k, v in upstream.items() if v), fingerprint=fp, iterations=state.iteration,
+        device=str(runtime.device),
+    )
+    if runtime.is_main:
+        save_model(out, state.generator, gbuffer_info(store), settings.to_dict(), provenance,
+                   state.losses.final_history(state.iteration))
+        log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
+    return state

@@ -1,0 +1,94 @@
+"""Where training runs: device, mixed precision, and (the one place for it) distributed wrapping and sharding.
+
+Single process today. Multi-GPU needs only this module to change its answers: `detect` reads the usual
+torchrun environment, `wrap` puts a module in DistributedDataParallel, `shard` gives each rank its slice
+of a global batch; the training loop calls these and nothing else about distribution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from epeflow.errors import EpeflowError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    amp: bool  # bf16 autocast (GPU only)
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def detect(cls, amp: bool = True, device: str = "auto") -> Runtime:
+        """GPU when present, else CPU; rank and world size from torchrun's environment when it set them."""
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise EpeflowError("config key `device` asks for `cuda`, but torch sees no CUDA GPU here; "
+                               "use `device: auto` (GPU when present) or `cpu`")
+        dev = torch.device(device)
+        if dev.type == "cuda" and world > 1:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        return cls(device=dev, amp=amp and dev.type == "cuda", rank=rank, world_size=world)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes checkpoints, logs and the final model."""
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """Move a module to the device (channels_last on GPU, where convolutions are faster that way)."""
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.is_cuda else module
+
+    def tensor(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(self.device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last) if self.is_cuda and t.dim() == 4 else t
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """The module the loop calls: itself, or its DistributedDataParallel wrapper with several ranks."""
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            ids = [self.device.index] if self.is_cuda else None
+            return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        return module
+
+    def shard(self, items: Sequence[T]) -> list[T]:
+        """This rank's part of a global batch (every rank draws the same global batch from the same seed)."""
+        return list(items[self.rank :: self.world_size])
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside a DistributedDataParallel wrapper (what checkpoints store)."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No parameter gradients for `module` inside the block (the discriminator during the generator step)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)

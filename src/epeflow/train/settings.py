@@ -1,0 +1,60 @@
+"""The `train` config section as a typed object, validated against the schema with defaults filled in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from epeflow.config import validate_section
+
+# Settings that change how long or how visibly a run goes, not what it computes: a checkpoint written under
+# other values of these is still the same run.
+NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    iterations: int
+    batch_size: int
+    crop_size: int | None
+    lr_generator: float
+    lr_discriminator: float
+    betas: tuple[float, float]
+    clip_grad_norm: float
+    lr_step: int
+    lr_gamma: float
+    perceptual_weight: float
+    gan_weight: float
+    reg_weight: float
+    generator_channels: int
+    generator_blocks: int
+    discriminator_channels: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    log_every: int
+    seed: int
+    num_workers: int
+    amp: bool
+    lr_step_discriminator: int
+    gbuffer_width: int
+    discriminator_layers: tuple[str, ...]
+    flip: bool
+    device: str
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
+        """From the experiment's `train` section (as `--spec` passes it); errors name the config key."""
+        s = validate_section("train", spec, ("experiments", "<exp>", "train"))
+        s["betas"] = tuple(s["betas"])
+        s["discriminator_layers"] = tuple(s["discriminator_layers"])
+        return cls(**s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (stored in model.pt and checkpoints)."""
+        d = asdict(self)
+        d["betas"] = list(d["betas"])
+        d["discriminator_layers"] = list(d["discriminator_layers"])
+        return d
+
+    def fingerprinted(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_FINGERPRINTED}

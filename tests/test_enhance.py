@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
+
+from epeflow.enhance import MODEL_MARKER, enhance, enhance_frame, select_frames
+from epeflow.errors import EpeflowError
+from epeflow.gbuffers import GBufferStore
+from epeflow.io import read_image, read_label, read_table, write_png, write_table
+from epeflow.labels.taxonomy import materials_from_cityscapes
+from epeflow.train import load_generator, run_training
+from epeflow.train.runtime import Runtime
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("enhance")
+    exp = make_experiment(root, size=(36, 52))  # frames 1 and 3 are in the test split
+    missing = {"vgg16": {"path": str(root / "no-vgg.pth")}, "lpips": {"path": str(root / "no-lpips.pth")}}
+    models = []
+    for seed in (1, 2):
+        out = root / f"model-{seed}.pt"
+        run_training(**exp.train_args(out, root / f"ckpt-{seed}"), spec={**TINY_TRAIN, "iterations": 1, "seed": seed},
+                     weights=missing, allow_random=True)
+        models.append(out)
+    return exp, models
+
+
+def test_enhances_the_test_split_with_an_index(trained, tmp_path):
+    exp, (model, _) = trained
+    out = tmp_path / "enhanced"
+    index = enhance(model, exp.src_manifest, exp.gbuffers, out, {})
+    manifest, _ = read_table(exp.src_manifest)
+    test = manifest[manifest["split"] == "test"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{i}.png" for i in test["id"]] + ["index.parquet"])
+    assert not (tmp_path / "enhanced.partial").exists()
+    table, meta = read_table(out / "index.parquet")
+    assert list(table.columns) == ["frame", "id", "source_path", "enhanced_path", "height", "width"]
+    assert table["frame"].tolist() == test["frame"].tolist() == index["frame"].tolist()
+    assert meta["random_weights"] is True and "not a real measurement" in meta["warning"]
+
+    # each PNG is the generator's output on the whole frame with its G-buffers and materials
+    row = test.iloc[0]
+    generator, _ = load_generator(model)
+    image = read_image(row["path"])
+    gbuffers = GBufferStore(exp.gbuffers).read(int(row["frame"]))
+    materials = materials_from_cityscapes(read_label(row["gt_label_path"]))
+    expected = enhance_frame(generator, image, gbuffers, materials, Runtime.detect(False, "cpu"))
+    written = read_image(out / f"{row['id']}.png")
+    assert written.shape == (36, 52, 3) and np.array_equal(written, expected)
+
+
+def test_a_rerun_keeps_finished_frames_of_the_same_model_only(trained, tmp_path):
+    exp, (model, other_model) = trained
+    manifest, meta = read_table(exp.src_manifest)
+    broken = manifest.copy()
+    broken.loc[3, "path"] = str(tmp_path / "missing.png")  # the second test frame fails: a killed job
+    write_table(tmp_path / "manifest.parquet", broken, meta)
+    out = tmp_path / "enhanced"
+    with pytest.raises(EpeflowError, match="missing.png"):
+        enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
+    partial = tmp_path / "enhanced.partial"
+    done = partial / f"{manifest.loc[1, 'id']}.png"
+    assert done.exists() and (partial / MODEL_MARKER).exists()
+
+    sentinel = np.zeros((36, 52, 3), dtype=np.uint8)
+    write_png(done, sentinel)  # if the rerun recomputed this frame, the sentinel would be gone
+    enhance(model, exp.src_manifest, exp.gbuffers, out, {})
+    assert np.array_equal(read_image(out / done.name), sentinel)
+    assert (out / f"{manifest.loc[3, 'id']}.png").exists()
+
+    with pytest.raises(EpeflowError):
+        enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
+    write_png(done, sentinel)
+    enhance(other_model, exp.src_manifest, exp.gbuffers, out, {})  # another model: its own frames only
+    assert not np.array_equal(read_image(out / done.name), sentinel)
+
+
+def test_split_and_max_frames_select_frames(trained, tmp_path):
+    exp, (model, _) = trained
+    index = enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "all", {"split": "all", "max_frames": 3})
+    assert index["frame"].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.png")) == sorted(f"{i}.png" for i in index["id"])
+    manifest = pd.DataFrame({"frame": [2, 0, 1], "split": ["test", "train", "test"]})
+    assert select_frames(manifest, "test", None)["frame"].tolist() == [1, 2]
+    assert select_frames(manifest, "all", 2)["frame"].tolist() == [0, 1]
+
+
+def test_gbuffers_must_match_the_trained_channels(trained, tmp_path):
+    exp, (model, _) = trained
+    saved = torch.load(model, weights_only=True)
+    saved["gbuffers"]["names"] = ["depth", "normal_x", "normal_y"]
+    torch.save(saved, tmp_path / "model.pt")
+    with pytest.raises(EpeflowError, match="trained on"):
+        enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
+
+
+def test_bad_settings_and_models_are_named(trained, tmp_path):
+    exp, (model, _) = trained
+    with pytest.raises(EpeflowError, match="enhance.split"):
+        enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "out", {"split": "holdout"})
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(EpeflowError, match="cannot be read"):
+        enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
+
+
+def test_enhance_frame_handles_any_size():
+    torch.manual_seed(0)
+    from epeflow.models.generator import Generator
+
+    gen = Generator.from_config({"gbuffer_channels": 2, "channels": 8, "blocks": 1, "gbuffer_width": 4}).eval()
+    image = np.random.default_rng(0).integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    out = enhance_frame(gen, image, np.zeros((2, 13, 21), np.float32), np.ones((12, 13, 21), np.float32) / 12,
+                        Runtime.detect(False, "cpu"))
+    assert out.shape == (13, 21, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - image.astype(int)).max() <= 3  # a fresh generator is nearly the identity

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from epeflow.errors import EpeflowError
+from epeflow.models.generator import Generator
+from epeflow.provenance import stamp
+from epeflow.train.model_file import MODEL_FORMAT, load_generator, save_model
+
+
+def test_round_trip_with_weights_only(tmp_path):
+    torch.manual_seed(0)
+    gen = Generator.from_config({"gbuffer_channels": 2, "channels": 8, "blocks": 1, "gbuffer_width": 4})
+    gbuffers = {"channels": 2, "names": ["a", "b"], "mean": [0.0, 1.0], "std": [1.0, 2.0], "mode": "real"}
+    save_model(tmp_path / "model.pt", gen, gbuffers, {"iterations": 3}, stamp(True), {"iteration": [1], "g": [0.5]})
+    raw = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert raw["format"] == MODEL_FORMAT and raw["gbuffers"] == gbuffers and raw["history"]["g"] == [0.5]
+    loaded, model = load_generator(tmp_path / "model.pt")
+    assert not loaded.training and model["provenance"]["random_weights"] is True
+    for key, value in gen.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temporary files left
+
+
+def test_foreign_files_are_named(tmp_path):
+    with pytest.raises(EpeflowError, match="does not exist"):
+        load_generator(tmp_path / "model.pt")
+    torch.save({"format": "something/1"}, tmp_path / "other.pt")
+    with pytest.raises(EpeflowError, match="not an epeflow model"):
+        load_generator(tmp_path / "other.pt")

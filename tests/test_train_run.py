@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread, pretrained_weight_files
+
+from epeflow.errors import EpeflowError
+from epeflow.io import read_json, write_json
+from epeflow.train import checkpoint as ckpt
+from epeflow.train import load_generator, run_training
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    return make_experiment(tmp_path_factory.mktemp("exp"))
+
+
+def _train(exp, name: str, weights=None, allow_random=True, **spec):
+    root = exp.root / name
+    run_training(**exp.train_args(root / "model.pt", root / "checkpoints"), spec={**TINY_TRAIN, **spec},
+                 weights=weights or {}, allow_random=allow_random)
+    return root
+
+
+def _checkpoint(root, iteration):
+    return torch.load(ckpt.checkpoint_path(root / "checkpoints", iteration), weights_only=True)
+
+
+def _assert_same_tensors(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same_tensors(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_resumed_training_reaches_exactly_the_weights_of_an_uninterrupted_run(exp, hub_dir, caplog):
+    spec = {"iterations": 4, "checkpoint_every": 2, "log_every": 3, "crop_size": 16, "flip": True}
+    straight = _train(exp, "straight", **spec)
+    # a run with DataLoader workers (they prefetch past the checkpoint) killed after its checkpoint at
+    # iteration 2, in the middle of a log window; continued without workers
+    resumed = _train(exp, "resumed", **{**spec, "iterations": 3, "num_workers": 2})
+    ckpt.checkpoint_path(resumed / "checkpoints", 3).unlink()
+    with caplog.at_level(logging.INFO):
+        _train(exp, "resumed", **spec)
+    assert "resuming from" in caplog.text and "(iteration 2)" in caplog.text and "stale" not in caplog.text
+
+    a, b = _checkpoint(straight, 4), _checkpoint(resumed, 4)
+    for key in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "sampler", "losses"):
+        _assert_same_tensors(a[key], b[key], key)
+    _, model_a = load_generator(straight / "model.pt")
+    _, model_b = load_generator(resumed / "model.pt")
+    _assert_same_tensors(model_a["generator"], model_b["generator"])
+    assert model_a["history"] == model_b["history"] and model_a["history"]["iteration"] == [3, 4]
+
+
+def test_a_finished_run_can_be_extended(exp, hub_dir, caplog):
+    root = _train(exp, "extend", iterations=1)
+    with caplog.at_level(logging.INFO):
+        _train(exp, "extend", iterations=2)
+    assert "resuming from" in caplog.text and "(iteration 1)" in caplog.text
+    assert load_generator(root / "model.pt")[1]["history"]["iteration"] == [1, 2]
+
+
+def test_model_file_is_plain_and_complete(exp, hub_dir):
+    root = _train(exp, "plain", iterations=3)
+    model = torch.load(root / "model.pt", weights_only=True)
+    assert model["format"] == "epeflow-model/1"
+    assert model["gbuffers"]["channels"] == 3 and model["gbuffers"]["mode"] == "real"
+    assert len(model["gbuffers"]["mean"]) == 3 and model["train"]["iterations"] == 3
+    assert model["history"]["iteration"] == [1, 2, 3] and len(model["history"]["g_gan"]) == 3
+    assert model["provenance"]["random_weights"] is True and "not a real measurement" in model["provenance"]["warning"]
+    generator, _ = load_generator(root / "model.pt")
+    out = generator(torch.rand(1, 3, 20, 28), torch.randn(1, 3, 20, 28), torch.ones(1, 12, 20, 28) / 12)
+    assert out.shape == (1, 3, 20, 28)
+    assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")] == [2, 3]  # keep_checkpoints: 2
+
+
+def test_changed_settings_start_fresh_and_move_old_checkpoints_aside(exp, hub_dir, caplog):
+    root = _train(exp, "changed", iterations=2)
+    before = _checkpoint(root, 2)
+    with caplog.at_level(logging.WARNING):
+        _train(exp, "changed", iterations=2, lr_generator=0.001, num_workers=1)  # workers are not a change
+    assert "settings.lr_generator" in caplog.text and "starting fresh" in caplog.text
+    stale = [p for p in (root / "checkpoints").iterdir() if p.name.startswith("stale-")]
+    assert len(stale) == 1 and (stale[0] / "ckpt-000000002.pt").exists()
+    after = _checkpoint(root, 2)
+    assert after["fingerprint"] != before["fingerprint"]
+    assert not torch.equal(after["generator"]["to_residual.weight"], before["generator"]["to_residual.weight"])
+
+
+def test_random_weights_are_stamped_only_when_used_or_inherited(tmp_path, hub_dir):
+    weights = pretrained_weight_files(tmp_path / "weights")
+    clean = make_experiment(tmp_path / "clean")
+    root = _train(clean, "real", weights=weights, allow_random=False, iterations=1)
+    provenance = load_generator(root / "model.pt")[1]["provenance"]
+    assert provenance["random_weights"] is False and "warning" not in provenance
+
+    inherited = make_experiment(tmp_path / "inherited", random_labels=True, random_matches=True)
+    root = _train(inherited, "real", weights=weights, allow_random=False, iterations=1)
+    provenance = load_generator(root / "model.pt")[1]["provenance"]
+    assert provenance["random_weights"] is True
+    assert provenance["random_inputs"] == ["matches", "pair_weights", "src_labels"]
+
+    root = _train(clean, "random", iterations=1)  # no weight files: random VGG16 / LPIPS
+    provenance = load_generator(root / "model.pt")[1]["provenance"]
+    assert provenance["random_weights"] is True and provenance["vgg16_random"] and provenance["lpips_random"]
+
+
+def test_missing_weights_without_permission_are_an_error(exp, hub_dir):
+    with pytest.raises(EpeflowError, match="vgg16 weights not found"):
+        _train(exp, "noweights", allow_random=False)
+
+
+def test_bad_settings_and_inputs_are_named(exp, hub_dir, tmp_path):
+    with pytest.raises(EpeflowError, match="train.*learning_rate"):
+        _train(exp, "bad", learning_rate=0.1)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    write_json(labels / "other.json", {})
+    args = exp.train_args(tmp_path / "model.pt", tmp_path / "checkpoints")
+    with pytest.raises(EpeflowError, match="labels.json"):
+        run_training(**{**args, "dst_labels": labels}, spec=TINY_TRAIN, weights={}, allow_random=True)
+    assert read_json(exp.src_labels / "labels.json")["num_frames"] == 4
+
