@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dataset_fixtures import DEMO_SPEC, write_label, write_rgb
+from gbuffers_testdata import write_dataset
 from PIL import Image
 
+from epeflow import io
 from epeflow.datasets.demo import generate_demo
 from epeflow.datasets.manifest import build_manifest, write_manifest
 from epeflow.errors import EpeflowError
@@ -27,6 +29,7 @@ def test_gt_labels_of_a_demo_dataset(demo_manifest):
     spec, root = demo_manifest
     info = make_labels(root / "manifest.parquet", root / "labels", spec, threads=2)
     assert info["method"] == "gt" and info["num_frames"] == 6 and info["random_weights"] is False
+    assert info["settings"] == {"gt_label_ids": "cityscapes"}
     label = np.asarray(Image.open(root / "labels" / "s01_f0001.png"))
     gt = np.asarray(Image.open(root / "demo" / "gt_labels" / "s01_f0001.png"))
     assert np.array_equal(label, universal_from_cityscapes(gt))
@@ -59,3 +62,25 @@ def test_gt_without_gt_labels_names_the_frame(tmp_path):
     with pytest.raises(EpeflowError, match=r"img/a.png has no GT label"):
         make_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
     assert not (tmp_path / "labels").exists()
+
+
+MSEG_SPEC = {"role": "real", "images": "unused", "labels": "mseg", "mseg": {"base_size": 24, "crop": 33}}
+
+
+@pytest.mark.parametrize("changed, resumed", [({"batch_size": 2}, True), ({"flip": False}, False)])
+def test_a_restart_with_other_mseg_settings_starts_over(tmp_path, hub_dir, changed, resumed):
+    """A killed MSeg run resumes only when the settings that decide the maps are the same."""
+    manifest, _ = write_dataset(tmp_path, [(24, 40), (24, 40)], channels=1)
+    first = tmp_path / "images" / "f000.png"
+    good = first.read_bytes()
+    first.write_bytes(b"not a png")  # the first run dies on this frame, leaving its partial folder
+    with pytest.raises(EpeflowError, match="corrupt"):
+        make_labels(manifest, tmp_path / "labels", MSEG_SPEC, allow_random=True)
+    first.write_bytes(good)
+    io.write_png(io.partial_dir(tmp_path / "labels") / "f000.png", np.full((24, 40), 7, np.uint8))  # "finished"
+    spec = {**MSEG_SPEC, "mseg": {**MSEG_SPEC["mseg"], **changed}}
+    info = make_labels(manifest, tmp_path / "labels", spec, allow_random=True)
+    kept = (io.read_label(tmp_path / "labels" / "f000.png") == 7).all()
+    assert kept == resumed
+    assert info["settings"]["base_size"] == 24 and info["settings"]["flip"] == ("flip" not in changed)
+    assert io.read_json(tmp_path / "labels" / "labels.json")["settings"] == info["settings"]

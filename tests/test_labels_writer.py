@@ -110,3 +110,23 @@ def test_per_frame_keeps_order_with_threads():
     frames = _frames(23)
     maps = list(per_frame(_constant, threads=4)(frames))
     assert [int(m[0, 0]) for m in maps] == list(range(23))
+
+
+def test_other_method_settings_start_over_and_are_recorded(tmp_path):
+    with pytest.raises(Killed):
+        write_labels(_frames(), tmp_path / "labels", _dies_after(2), "mseg", settings={"scales": (1.0,), "crop": 9})
+    seen = []
+
+    def recording(frames):
+        seen.extend(frames["id"])
+        return per_frame(_constant)(frames)
+
+    info = write_labels(_frames(), tmp_path / "labels", recording, "mseg", settings={"scales": [1.0], "crop": 9})
+    assert seen == ["f2", "f3", "f4"]  # same settings (a tuple reads back as a list): resumed
+    assert info["settings"] == {"scales": [1.0], "crop": 9}
+    assert json.loads((tmp_path / "labels" / "labels.json").read_text())["settings"] == info["settings"]
+    with pytest.raises(Killed):
+        write_labels(_frames(), tmp_path / "again", _dies_after(2), "mseg", settings={"scales": [1.0], "crop": 9})
+    seen.clear()
+    write_labels(_frames(), tmp_path / "again", recording, "mseg", settings={"scales": [0.5, 1.0], "crop": 9})
+    assert seen == ["f0", "f1", "f2", "f3", "f4"]

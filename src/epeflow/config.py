@@ -81,13 +81,7 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>") -> dict[str, Any]:
     """One dataset entry (as a rule passes it with --spec) validated, with its defaults filled in."""
-    entry = json.loads(json.dumps(spec))
-    schema = {"$ref": "#/definitions/dataset", "definitions": load_schema()["definitions"]}
-    errors = list(_DefaultFillingValidator(schema).iter_errors(entry))
-    if errors:
-        described = [_describe(e, ("datasets", name)) for e in errors[:10]]
-        raise EpeflowError("invalid dataset settings:\n  " + "\n  ".join(described))
-    return entry
+    return validate_section("dataset", spec, ("datasets", name))
 
 
 def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...]) -> dict[str, Any]:

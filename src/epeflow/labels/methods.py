@@ -1,37 +1,48 @@
 """Which labelling method a dataset uses (`labels:` in its config), and running it through the writer.
 
-Each method is built by a factory `(spec, weights, allow_random, threads) -> (method, random_weights)`;
-the writer (`writer.py`) does the rest, the same way for all of them.
+Each method is built by a factory `(spec, weights, allow_random, threads) -> LabelSetup`: the method, whether
+it runs on random weights, and the settings that decide its maps. The writer (`writer.py`) does the rest,
+the same way for all of them; those settings go into its resume fingerprint and into `labels.json`, so a
+restart with other settings starts over instead of mixing maps.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from epeflow.config import validate_dataset
 from epeflow.errors import EpeflowError
 from epeflow.labels.gt import given_universal_label, gt_universal_label
 from epeflow.labels.writer import LabelMethod, per_frame, write_labels
 
-MethodFactory = Callable[[Mapping[str, Any], Mapping[str, Any], bool, int], tuple[LabelMethod, bool]]
+
+class LabelSetup(NamedTuple):
+    """A ready labelling method and what it is recorded as."""
+
+    method: LabelMethod
+    random_weights: bool
+    settings: dict[str, Any]  # only what changes the maps (not e.g. batch sizes); JSON types
 
 
-def _gt(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
+MethodFactory = Callable[[Mapping[str, Any], Mapping[str, Any], bool, int], LabelSetup]
+
+
+def _gt(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int) -> LabelSetup:
     if spec["gt_label_ids"] != "cityscapes":
         raise EpeflowError(f"config key `gt_label_ids`: {spec['gt_label_ids']!r} GT labels cannot be mapped yet")
-    return per_frame(gt_universal_label, threads), False
+    return LabelSetup(per_frame(gt_universal_label, threads), False, {"gt_label_ids": spec["gt_label_ids"]})
 
 
-def _given(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
-    return per_frame(given_universal_label, threads), False
+def _given(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int) -> LabelSetup:
+    return LabelSetup(per_frame(given_universal_label, threads), False, {})
 
 
-def _mseg(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int):
+def _mseg(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int) -> LabelSetup:
     from epeflow.labels.mseg.method import mseg_method
 
-    return mseg_method(spec, weights, allow_random, threads)
+    return LabelSetup(*mseg_method(spec, weights, allow_random, threads))
 
 
 METHODS: dict[str, MethodFactory] = {"gt": _gt, "given": _given, "mseg": _mseg}
@@ -46,5 +57,6 @@ def make_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLik
     spec = validate_dataset(spec)
     name = spec["labels"]
     frames, _ = load_manifest(manifest_path)
-    method, random_weights = METHODS[name](spec, weights or {}, allow_random, threads)
-    return write_labels(frames, out_dir, method, name, random_weights=random_weights)
+    setup = METHODS[name](spec, weights or {}, allow_random, threads)
+    return write_labels(frames, out_dir, setup.method, name, random_weights=setup.random_weights,
+                        settings=setup.settings)

@@ -4,13 +4,15 @@ A method is a function `frames (DataFrame of manifest rows) -> iterable of (H, W
 row in order (MSeg batches inside its function; per-frame methods are wrapped by `per_frame`). Maps are
 written one by one as `<id>.png` into `OUT_DIR.partial`; a rerun after a kill skips frames whose PNG is
 already there, and the finished folder is renamed to OUT_DIR with its `labels.json`. The partial folder
-remembers which method and frames it was started for, and starts over when they changed (label maps
-placed there by hand, without that record, are adopted as finished).
+remembers which method, method settings (e.g. MSeg's scales) and frames it was started for, and starts
+over when they changed (label maps placed there by hand, without that record, are adopted as finished).
+The settings are recorded in `labels.json` too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -93,9 +95,14 @@ def check_label_map(label: np.ndarray, frame: Mapping[str, Any], source: str) ->
 
 def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: LabelMethod, method_name: str,
                  random_weights: bool = False, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write `<id>.png` for every frame (resuming a killed run) and `labels.json`; returns the latter."""
+    """Write `<id>.png` for every frame (resuming a killed run) and `labels.json`; returns the latter.
+
+    `settings`: what decides the method's maps (JSON-serialisable); a partial folder started with other
+    settings is not resumed, and `labels.json` records them under "settings".
+    """
     out_dir = Path(out_dir)
-    state = {"method": method_name, "settings": dict(settings or {}), "frames": frames_fingerprint(frames),
+    settings = json.loads(json.dumps(dict(settings or {})))  # as read back from the state file: tuples -> lists
+    state = {"method": method_name, "settings": settings, "frames": frames_fingerprint(frames),
              "random_weights": bool(random_weights)}
     partial = _prepare_partial(out_dir, state)
     done = {p.stem for p in partial.glob("*.png")}
@@ -111,7 +118,7 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
     if produced != len(rows):
         raise RuntimeError(f"label method {method_name!r} produced {produced} maps for {len(rows)} frames")
     info = {"method": method_name, "num_frames": len(frames), "num_classes": NUM_UNIVERSAL_CLASSES,
-            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", **dict(settings or {}), **stamp(random_weights)}
+            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", "settings": settings, **stamp(random_weights)}
     (partial / STATE_FILE).unlink()
     io.write_json(partial / "labels.json", info)
     io.finalize_dir(partial, out_dir)

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 def mseg_method(
     spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: bool, threads: int = 1
 ):
-    """(method, random_weights) for `labels: mseg`; method(frames) yields one (H, W) uint8 map per row."""
+    """(method, random_weights, settings) for `labels: mseg`; method(frames) yields one (H, W) uint8 map per row.
+
+    `settings` (the labeler's `describe()`) is what the writer resumes by and records in labels.json.
+    """
     labeler = MsegLabeler.from_config(spec, weights, allow_random)
     log.info("MSeg on %s: %s", labeler.device, labeler.describe())
 
@@ -36,4 +39,4 @@ def mseg_method(
                 for rgb in pool.map(io.read_image, paths[start : start + ahead]):
                     yield labeler(rgb)
 
-    return method, labeler.random_weights
+    return method, labeler.random_weights, labeler.describe()
