@@ -6,7 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts OpenMP; see epeflow.cli.quiet_openmp
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

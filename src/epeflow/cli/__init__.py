@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,7 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_openmp() -> None:
+    """Let idle OpenMP threads sleep instead of spinning (unless the user chose otherwise).
+
+    torch is imported lazily by the commands, so this runs before OpenMP starts. Measured on a 2-vCPU VM:
+    spinning threads made small-convolution training steps 5x slower than one thread; passive waiting
+    made 2 threads as fast as or faster than one.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
