@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from epeflow.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes, shard_range
 from epeflow.features.crop_store import FEATURE_NAME, create_crop_store, mark_complete
@@ -64,12 +65,6 @@ class CropSettings:
                 f"({VGG_RECEPTIVE_FIELD}) without padding; use size >= 196 or set `crops.padding: zero`"
             )
         return settings
-
-
-def select_device(name: str = "auto") -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epeflow import io
+from epeflow.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.features.vgg16 import VGG16, build_vgg16
 from epeflow.gbuffers.settings import GBufferSettings
@@ -88,10 +89,6 @@ def size_batches(frames: Sequence[int], sizes: np.ndarray, batch_size: int) -> l
     return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def compute_fake_gbuffers(
     manifest: pd.DataFrame,
     out: Path,
@@ -124,7 +121,7 @@ def compute_fake_gbuffers(
     log.info("input RGB mean %s std %s", np.round(mean, 4).tolist(), np.round(std, 4).tolist())
     model.set_normalization(mean.tolist(), std.tolist())
 
-    device = _device()
+    device = select_device()
     cuda = device.type == "cuda"
     model = model.to(device)
     if cuda:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from epeflow.features.crops import select_device
+from epeflow.device import select_device
 from epeflow.features.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, embed_frames, to_model_input

@@ -16,7 +16,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from epeflow.errors import EpeflowError
+from epeflow.device import select_device
 
 T = TypeVar("T")
 
@@ -32,12 +32,7 @@ class Runtime:
     def detect(cls, amp: bool = True, device: str = "auto") -> Runtime:
         """GPU when present, else CPU; rank and world size from torchrun's environment when it set them."""
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device == "cuda" and not torch.cuda.is_available():
-            raise EpeflowError("config key `device` asks for `cuda`, but torch sees no CUDA GPU here; "
-                               "use `device: auto` (GPU when present) or `cpu`")
-        dev = torch.device(device)
+        dev = select_device(device)
         if dev.type == "cuda" and world > 1:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         return cls(device=dev, amp=amp and dev.type == "cuda", rank=rank, world_size=world)

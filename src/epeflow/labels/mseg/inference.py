@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epeflow.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.labels.mseg.checkpoint import build_mseg
 from epeflow.labels.mseg.hrnet import HRNetV2
@@ -125,12 +126,6 @@ def segment(model: HRNetV2, rgb: np.ndarray, settings: MsegSettings, device: tor
     return total.argmax(dim=0).to(torch.uint8).cpu().numpy()
 
 
-def auto_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class MsegLabeler:
     """Callable that labels frames: `labeler(rgb) -> (H, W) uint8`; `random_weights` marks the outputs."""
 
@@ -142,7 +137,7 @@ class MsegLabeler:
         device: str = "auto",
     ) -> None:
         self.settings = settings
-        self.device = auto_device(device)
+        self.device = select_device(device)
         model, self.random_weights = build_mseg(weights, allow_random)
         model = model.to(self.device)
         if self.device.type == "cuda":
