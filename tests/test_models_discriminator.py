@@ -79,7 +79,7 @@ def test_gradients_reach_heads_and_image_but_not_vgg(vgg):
 def test_bad_layers_are_named():
     with pytest.raises(EpeflowError, match="relu9_9"):
         PerceptualDiscriminator.from_config({"layers": ["relu9_9"]})
-    with pytest.raises(EpeflowError, match="unknown keys"):
+    with pytest.raises(EpeflowError, match=r"discriminator config: unknown key\(s\)"):
         PerceptualDiscriminator.from_config({"norm": "group"})
 
 

@@ -81,5 +81,5 @@ def test_config_round_trip_and_unknown_keys():
     gen = Generator.from_config(TINY)
     assert gen.config_dict() == {**TINY, "num_materials": 12}
     assert Generator.from_config(gen.config_dict()).config == gen.config == GeneratorConfig(**TINY)
-    with pytest.raises(EpeflowError, match="unknown keys"):
+    with pytest.raises(EpeflowError, match=r"generator config: unknown key\(s\)"):
         Generator.from_config({**TINY, "depth": 3})

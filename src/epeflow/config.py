@@ -7,11 +7,12 @@ wrong key or type fails before any job runs, with a message naming the key.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 import yaml
@@ -20,6 +21,7 @@ from jsonschema import validators
 from epeflow.errors import EpeflowError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+T = TypeVar("T")
 SOURCE_KINDS = ("images", "filelist", "video", "demo")
 
 
@@ -214,6 +216,15 @@ def experiment(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
         return cfg["experiments"][name]
     except KeyError:
         raise EpeflowError(f"config key `experiments.{name}` does not exist") from None
+
+
+def build_dataclass(cls: type[T], values: Mapping[str, Any], what: str) -> T:
+    """Settings dataclass from a plain dict; unknown keys are an error naming them and the allowed ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise EpeflowError(f"{what}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+    return cls(**values)
 
 
 def parse_json_arg(text: str, what: str) -> dict[str, Any]:

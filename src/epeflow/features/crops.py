@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from epeflow.config import build_dataclass
 from epeflow.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes, shard_range
@@ -50,13 +51,7 @@ class CropSettings:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> CropSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise EpeflowError(
-                f"--spec: unknown crops setting(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
-            )
-        settings = cls(**spec)
+        settings = build_dataclass(cls, spec, "--spec crops settings")
         if settings.padding not in ("none", "zero"):
             raise EpeflowError(f"config key `crops.padding`: {settings.padding!r} is not one of: none, zero")
         if settings.padding == "none" and settings.size < VGG_RECEPTIVE_FIELD:

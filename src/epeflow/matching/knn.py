@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
 
+from epeflow.config import build_dataclass
 from epeflow.errors import EpeflowError
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,7 @@ class KnnSettings:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> KnnSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise EpeflowError(
-                f"--spec: unknown knn setting(s) {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
-            )
-        settings = cls(**spec)
+        settings = build_dataclass(cls, spec, "--spec knn settings")
         if settings.index not in INDEX_KINDS:
             raise EpeflowError(f"config key `knn.index`: {settings.index!r} is not one of: {', '.join(INDEX_KINDS)}")
         if settings.device not in ("auto", "cpu", "cuda"):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from epeflow.config import build_dataclass
 from epeflow.errors import EpeflowError
 from epeflow.features.vgg16 import RELU_CHANNELS, RELU_INDEX, VGG16
 from epeflow.models.generator import num_groups
@@ -104,14 +105,10 @@ class PerceptualDiscriminator(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PerceptualDiscriminator:
-        known = {f.name for f in fields(DiscriminatorConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise EpeflowError(f"discriminator config has unknown keys {unknown}; known: {sorted(known)}")
         config = dict(config)
         if "layers" in config:
             config["layers"] = tuple(config["layers"])
-        return cls(DiscriminatorConfig(**config))
+        return cls(build_dataclass(DiscriminatorConfig, config, "discriminator config"))
 
     def config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)

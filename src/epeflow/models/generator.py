@@ -13,14 +13,14 @@ changed by a residual in logit space, so it always stays in [0, 1] and starts ne
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from epeflow.errors import EpeflowError
+from epeflow.config import build_dataclass
 
 NUM_MATERIALS = 12  # epeflow.labels.taxonomy.materials_from_cityscapes
 LEVELS = 4  # resolutions 1, 1/2, 1/4, 1/8: inputs are padded to a multiple of 8
@@ -166,11 +166,7 @@ class Generator(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Generator:
         """Build from a plain dict (as stored in model.pt); unknown keys are an error naming them."""
-        known = {f.name for f in fields(GeneratorConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise EpeflowError(f"generator config has unknown keys {unknown}; known: {sorted(known)}")
-        return cls(GeneratorConfig(**config))
+        return cls(build_dataclass(GeneratorConfig, config, "generator config"))
 
     def config_dict(self) -> dict[str, Any]:
         return asdict(self.config)
