@@ -70,15 +70,21 @@ def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("workflow")
+def copy_workflow(work: Path) -> None:
+    """The workflow files of this checkout (links resolved) in a fresh working directory."""
+    work.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "rules", "workflow", "config", "envs"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, work / name, symlinks=False)
         else:
             shutil.copy2(src, work / name)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("workflow")
+    copy_workflow(work)
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     result = snakemake(work, "--configfile", "config/config.yaml", "tiny.yaml")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
@@ -148,3 +154,31 @@ def test_lint_and_dag(workdir):
     dag = snakemake(workdir, "--configfile", "config/config.yaml", "tiny.yaml", "--dag", "-F")
     assert dag.returncode == 0 and dag.stdout.lstrip().startswith("digraph")
     assert "knn" in dag.stdout and "train" in dag.stdout
+
+
+def test_mseg_labels_and_fake_gbuffers_in_the_dag(tmp_path):
+    """The other two conditioning modes (issue: labels mseg, gbuffers fake) run as DAG targets too."""
+    work = tmp_path / "variant"
+    copy_workflow(work)
+    variant = json.loads(json.dumps(TINY))
+    variant["datasets"]["demo_synth"].update(
+        labels="mseg", gbuffers="fake",
+        mseg={"base_size": 32, "crop": 32, "scales": [1.0], "batch_size": 2},
+        fake_gbuffers={"stats_frames": 4, "batch_size": 4, "num_workers": 0},
+    )
+    variant["datasets"]["demo_synth"]["demo"]["frames"] = 4
+    (work / "variant.yaml").write_text(yaml.safe_dump(variant))
+    targets = ["results/datasets/demo_synth/labels", "results/datasets/demo_synth/gbuffers.zarr"]
+    result = snakemake(work, *targets, "--configfile", "config/config.yaml", "variant.yaml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+
+    from epeflow.gbuffers import GBufferStore
+    from epeflow.io import read_json, read_label
+
+    labels = read_json(work / targets[0] / "labels.json")
+    assert labels["method"] == "mseg" and labels["random_weights"] is True
+    maps = sorted((work / targets[0]).glob("*.png"))
+    assert len(maps) == 4 and all(read_label(p).max() < 194 for p in maps)
+    store = GBufferStore(work / targets[1])
+    assert store.channels == 32 and store.random_weights
+    assert store.read(0, size=(64, 96)).shape == (32, 64, 96)
