@@ -20,7 +20,7 @@ export PATH := $(BIN):$(PATH)
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(PIP_EXTRA) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,slurm]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,slurm,exr]"
 	touch $@
 
 venv: $(VENV)/.installed

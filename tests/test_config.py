@@ -56,6 +56,7 @@ def test_wrong_type_and_range_are_named(base_config):
          r"datasets\.pfd\.crops\.size.*receptive"),
         (lambda c: c["datasets"]["demo_real"]["crops"].update(size=64), r"different crop sizes"),
         (lambda c: c.update(default_experiment="zzz"), r"default_experiment"),
+        (lambda c: c["experiments"]["demo"]["train"].update(crop_size=128), r"demo\.train\.crop_size.*larger"),
         (lambda c: c["datasets"]["cityscapes"].update(labels="gt"), r"datasets\.cityscapes\.labels.*gt_label_dir"),
     ],
 )

@@ -38,6 +38,7 @@ TINY = {
             "max_dist": 2.0,
             "train": {
                 "iterations": 4,
+                "crop_size": None,
                 "batch_size": 2,
                 "generator_channels": 8,
                 "generator_blocks": 1,

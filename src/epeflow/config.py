@@ -161,6 +161,12 @@ def _cross_check(cfg: dict[str, Any]) -> None:
                 f"different crop sizes ({src['crops']['size']} vs {dst['crops']['size']}); matched crops "
                 "must have one size"
             )
+        train_crop = exp["train"]["crop_size"]
+        if src and train_crop and train_crop > src["crops"]["size"]:
+            problems.append(
+                f"config key `experiments.{name}.train.crop_size`: {train_crop} is larger than the matched crops "
+                f"({src['crops']['size']} px, `datasets.{exp['source']}.crops.size`); use a smaller value or null"
+            )
         if src and src["role"] == "synthetic" and src["gbuffers"] == "none":
             problems.append(
                 f"config key `datasets.{exp['source']}.gbuffers`: experiment {name!r} enhances this dataset, "
