@@ -63,3 +63,20 @@ def test_missing_chunk_and_corrupt_chunk_are_errors_naming_the_store(tmp_path):
         check_arrays(group, path, "test store", "rerun", {"b": ((None, 4), ("float32",))})
     with pytest.raises(EpeflowError, match="does not exist"):
         open_group_checked(tmp_path / "nope.zarr", "test store", "rerun")
+
+
+def test_rows_reach_the_store_chunk_by_chunk_as_they_arrive(tmp_path):
+    """Memory stays flat in the number of rows: after every append each whole chunk is on disk and less
+    than one chunk is held back."""
+    rows, chunk = 40, 6
+    _, arrays = _arrays(tmp_path / "s.zarr", rows=rows, chunk=chunk)
+    writer = RowWriter(arrays)
+    appended = 0
+    for n in [1, 4, 2, 11, 0, 5, 9, 8]:
+        writer.append(a=np.arange(appended, appended + n, dtype=np.int32), b=np.ones((n, 3), np.float32))
+        appended += n
+        assert writer.written == appended // chunk * chunk and writer.buffered == appended % chunk < chunk
+        assert arrays["a"].nchunks_initialized == appended // chunk
+    writer.close()
+    assert writer.buffered == 0 and arrays["a"].nchunks_initialized == arrays["a"].nchunks
+    np.testing.assert_array_equal(arrays["a"][:], np.arange(rows))

@@ -5,7 +5,15 @@ from crop_fixtures import make_dataset
 
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
-from epeflow.matching.coverage_weights import box_means, coverage_weights, density_map, frame_weights, run_weights
+from epeflow.matching.coverage_weights import (
+    box_means,
+    coverage_weights,
+    density_map,
+    frame_weights,
+    prefix_sums,
+    run_weights,
+    size_groups,
+)
 
 
 def _reference(boxes, height, width):
@@ -60,6 +68,27 @@ def test_frames_of_two_sizes_get_their_own_map():
     np.testing.assert_array_equal(got, expected)
     # one shared map would give other weights
     assert not np.array_equal(got, frame_weights(boxes, 30, 40))
+
+
+def test_prefix_sums_are_the_2d_cumulative_sum_in_place():
+    a = np.random.default_rng(3).integers(-5, 6, (7, 9))
+    expected = a.cumsum(axis=0).cumsum(axis=1)
+    assert prefix_sums(a) is a
+    np.testing.assert_array_equal(a, expected)
+
+
+def test_pairs_are_grouped_by_frame_size_in_one_pass():
+    heights = np.array([30, 24, 30, 1080, 24, 30, 24])
+    widths = np.array([40, 24, 40, 1920, 24, 24, 24])
+    groups = size_groups(heights, widths)
+    assert [(h, w) for h, w, _ in groups] == [(24, 24), (30, 24), (30, 40), (1080, 1920)]
+    assert [m.tolist() for _, _, m in groups] == [[1, 4, 6], [5], [0, 2], [3]]
+    # (30, 24) and (24, 30) are different sizes, not one key
+    assert len(size_groups(np.array([30, 24]), np.array([24, 30]))) == 2
+    # one size: no member lists to gather by
+    assert size_groups(np.full(5, 1052), np.full(5, 1914)) == [(1052, 1914, None)]
+    assert size_groups(np.zeros(0, int), np.zeros(0, int)) == []
+    assert coverage_weights(np.zeros((0, 4), int), np.zeros(0, int), np.zeros(0, int)).shape == (0,)
 
 
 def _matches(rows):

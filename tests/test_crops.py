@@ -6,8 +6,11 @@ from crop_fixtures import make_dataset
 from epeflow.errors import EpeflowError
 from epeflow.features import CropStore, merge_crop_stores
 from epeflow.features.boxes import sample_boxes
+from epeflow.features.chunked import RowWriter
 from epeflow.features.crop_stats import run_crop_stats
-from epeflow.features.crops import CropSettings, build_crop_model, iter_crop_batches, run_crops
+from epeflow.features.crop_store import create_crop_store, mark_complete
+from epeflow.features.crops import CropSettings, build_crop_model, extract_crops, iter_crop_batches, run_crops
+from epeflow.features.frames import read_frames
 from epeflow.io import read_image, read_json, read_table, write_json, write_table
 
 SPEC = {"per_image": 3, "size": 32, "padding": "zero", "seed": 5, "batch_size": 4, "num_workers": 0, "chunk_size": 7}
@@ -84,6 +87,39 @@ def test_same_config_same_store_whatever_batching_workers_or_sharding(data):
             a.features[:].astype(np.float32), b.features[:].astype(np.float32), rtol=2e-3, atol=1e-5
         )  # batch composition may move the last float16 bit
         assert a.settings() == b.settings()
+
+
+class RecordingWriter(RowWriter):
+    """The store's real writer, noting after every append what is on disk and what is still held."""
+
+    def __init__(self, writer: RowWriter) -> None:
+        super().__init__(writer.arrays)
+        self.states: list[tuple[int, int, int, int]] = []  # (rows appended, written, buffered, chunk files)
+
+    def append(self, **blocks: np.ndarray) -> None:
+        super().append(**blocks)
+        appended = self.written + self.buffered
+        self.states.append((appended, self.written, self.buffered, self.arrays["features"].nchunks_initialized))
+
+
+def test_features_stream_into_the_store_as_they_are_produced(data, tmp_path):
+    """Memory flat in the number of frames: every whole chunk of features is written as soon as it is
+    complete, and the writer never holds a chunk's worth of rows (the reference keeps all to the end)."""
+    settings = CropSettings.from_spec(SPEC)
+    frames = read_frames(data["manifest"])
+    model, _ = build_crop_model(read_json(data["stats"]), "zero", data["weights"], True, torch.device("cpu"))
+    rows, chunk = len(frames) * settings.per_image, settings.chunk_size
+    group, writer = create_crop_store(tmp_path / "streamed.zarr", rows, chunk, {"per_image": settings.per_image})
+    recorder = RecordingWriter(writer)
+    extract_crops(frames, settings, model, torch.device("cpu"), recorder)
+    batch = settings.batch_size
+    assert [s[0] for s in recorder.states] == [min(rows, b * batch) for b in range(1, -(-rows // batch) + 1)]
+    for appended, written, buffered, chunk_files in recorder.states:
+        assert written == appended // chunk * chunk and buffered == appended % chunk < chunk
+        assert chunk_files == written // chunk
+    assert recorder.states[2][3] >= 1  # chunks land on disk long before the last frame
+    mark_complete(group, recorder)
+    np.testing.assert_array_equal(group["features"][:], CropStore(data["single"]).features[:])
 
 
 def test_reference_path_196_crops_without_padding_give_one_vector(tmp_path):

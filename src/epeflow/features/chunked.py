@@ -47,6 +47,11 @@ class RowWriter:
         self._buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.arrays}
         self._buffered = 0
 
+    @property
+    def buffered(self) -> int:
+        """Rows received but not yet written: fewer than one chunk after every `append`."""
+        return self._buffered
+
     def append(self, **blocks: np.ndarray) -> None:
         if set(blocks) != set(self.arrays):
             raise ValueError(f"RowWriter.append needs blocks for {sorted(self.arrays)}, got {sorted(blocks)}")
