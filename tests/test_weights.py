@@ -65,3 +65,14 @@ def test_vgg16_shapes(padding, size, expected):
         out = model(torch.rand(2, 3, size, size), layers=("relu2_2", "relu5_3"))
     assert out["relu5_3"].shape == (2, RELU_CHANNELS["relu5_3"], expected, expected)
     assert out["relu2_2"].shape[1] == 128
+
+
+def test_checksum_follows_file_changes(tmp_path):
+    from epeflow.weights import sha256_of
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"one")
+    first = sha256_of(path)
+    assert first == hashlib.sha256(b"one").hexdigest()
+    path.write_bytes(b"two!")  # a changed file (size and mtime) is hashed again, not served from the cache
+    assert sha256_of(path) == hashlib.sha256(b"two!").hexdigest()

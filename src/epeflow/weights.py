@@ -6,6 +6,7 @@ allows random weights; then the result says so and every output it touches is st
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -50,7 +51,14 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_of(path: Path) -> str:
+    """sha256 of a file, hashed once per process for an unchanged file (VGG16 is loaded by several modules)."""
+    st = path.stat()
+    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
