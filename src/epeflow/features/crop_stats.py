@@ -44,19 +44,26 @@ def combine_stats(means: Sequence[np.ndarray], stds: Sequence[np.ndarray]) -> di
     }
 
 
+def frames_mean_std(
+    paths: Sequence[PathLike], frames: Sequence[int], threads: int = 1, desc: str = "RGB mean/std"
+) -> dict[str, Any]:
+    """The reference's RGB statistics over the chosen `frames` of `paths`, decoded in a thread pool."""
+
+    def one(frame: int) -> tuple[np.ndarray, np.ndarray]:
+        return image_mean_std(read_image(paths[frame]))
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes without the GIL
+        results = list(progress(pool.map(one, [int(f) for f in frames]), desc, total=len(frames), unit="frame"))
+    return combine_stats([m for m, _ in results], [s for _, s in results])
+
+
 def compute_crop_stats(paths: Sequence[PathLike], stats_frames: int, seed: int, threads: int = 1) -> dict[str, Any]:
     """crop_stats.json content for a dataset whose frames are `paths` (in frame order)."""
     if len(paths) == 0:
         raise ValueError("no frames to compute crop statistics from")
     chosen = choose_stats_frames(len(paths), stats_frames, seed)
     log.info("RGB mean/std from %d of %d frames (seed %d)", len(chosen), len(paths), seed)
-
-    def one(frame: int) -> tuple[np.ndarray, np.ndarray]:
-        return image_mean_std(read_image(paths[frame]))
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes without the GIL
-        results = list(progress(pool.map(one, chosen.tolist()), "crop stats", total=len(chosen), unit="frame"))
-    stats = combine_stats([m for m, _ in results], [s for _, s in results])
+    stats = frames_mean_std(paths, chosen, threads, "crop stats")
     log.info("mean %s std %s", np.round(stats["mean"], 4).tolist(), np.round(stats["std"], 4).tolist())
     return stats
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from epeflow import io
 from epeflow.device import select_device
 from epeflow.errors import EpeflowError
+from epeflow.features.crop_stats import frames_mean_std
 from epeflow.features.vgg16 import VGG16, build_vgg16
 from epeflow.gbuffers.settings import GBufferSettings
 from epeflow.gbuffers.stats import Moments
@@ -50,21 +50,13 @@ def fake_gbuffer_features(model: VGG16, images: torch.Tensor) -> torch.Tensor:
     return f.reshape(b, FAKE_CHANNELS, c // FAKE_CHANNELS, h, w).mean(dim=2)  # (B, 32, h, w)
 
 
-def _frame_mean_std(path: str) -> tuple[np.ndarray, np.ndarray]:
-    rgb = io.read_image(path).astype(np.float64).reshape(-1, 3) / 255.0  # (H*W, 3)
-    return rgb.mean(axis=0), rgb.std(axis=0, ddof=1)
-
-
 def image_mean_std(paths: Sequence[str], max_frames: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """RGB mean / std as the reference: per-frame mean and (unbiased) std, averaged over up to `max_frames`
     frames spread evenly over the dataset (the reference takes the first 1000 of a shuffled loader)."""
     n = len(paths)
     pick = np.unique(np.linspace(0, n - 1, num=min(n, max_frames)).round().astype(np.int64))
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        stats = list(progress(pool.map(_frame_mean_std, [paths[i] for i in pick]), "RGB mean/std", len(pick),
-                              unit="frame"))
-    means, stds = np.stack([s[0] for s in stats]), np.stack([s[1] for s in stats])
-    return means.mean(axis=0), stds.mean(axis=0)
+    stats = frames_mean_std(paths, pick, threads)
+    return np.asarray(stats["mean"]), np.asarray(stats["std"])
 
 
 class _Frames(Dataset):
