@@ -112,3 +112,19 @@ def random_crop_store(
     return make_crop_store(
         path, frame, box, features, chunk_rows, crop_size=crop, per_image=per_image, num_frames=frames, **attrs
     )
+
+
+def make_crop_store_pair(root: Path) -> dict[str, tuple[Path, Path]]:
+    """Two tiny datasets ("syn", "real": 3 frames of 40x48) with 4 crops of 16 px a frame: (manifest, crops)."""
+    out = {}
+    for name, seed in (("syn", 1), ("real", 2)):
+        manifest = make_dataset(root, name, [(40, 48)] * 3, seed=seed)
+        rng = np.random.default_rng(seed)
+        frame = np.repeat(np.arange(3), 4)
+        r0, c0 = rng.integers(0, 25, 12), rng.integers(0, 33, 12)
+        box = np.stack([r0, r0 + 16, c0, c0 + 16], axis=1)
+        crops = make_crop_store(
+            root / f"{name}.zarr", frame, box, np.abs(rng.standard_normal((12, 512))), crop_size=16, num_frames=3
+        )
+        out[name] = (manifest, crops)
+    return out

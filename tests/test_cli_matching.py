@@ -1,8 +1,7 @@
 import json
 
-import numpy as np
 import pytest
-from crop_fixtures import make_crop_store, make_dataset
+from crop_fixtures import make_crop_store_pair
 
 from epeflow.cli import main
 from epeflow.io import read_table
@@ -18,18 +17,7 @@ def test_help(command, capsys):
 
 @pytest.fixture
 def stores(tmp_path):
-    out = {}
-    for name, seed in (("syn", 1), ("real", 2)):
-        manifest = make_dataset(tmp_path, name, [(40, 48)] * 3, seed=seed)
-        rng = np.random.default_rng(seed)
-        frame = np.repeat(np.arange(3), 4)
-        r0, c0 = rng.integers(0, 25, 12), rng.integers(0, 33, 12)
-        box = np.stack([r0, r0 + 16, c0, c0 + 16], axis=1)
-        crops = make_crop_store(
-            tmp_path / f"{name}.zarr", frame, box, np.abs(rng.standard_normal((12, 512))), crop_size=16, num_frames=3
-        )
-        out[name] = (str(manifest), str(crops))
-    return out
+    return {name: (str(m), str(c)) for name, (m, c) in make_crop_store_pair(tmp_path).items()}
 
 
 def test_matching_commands_as_the_rules_call_them(tmp_path, stores):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import zarr
-from crop_fixtures import make_crop_store, make_dataset
+from crop_fixtures import make_crop_store_pair
 from PIL import Image
 
 from epeflow.errors import EpeflowError
@@ -13,17 +13,7 @@ from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs,
 
 @pytest.fixture
 def matched(tmp_path):
-    out = {}
-    for name, seed in (("syn", 1), ("real", 2)):
-        manifest = make_dataset(tmp_path, name, [(40, 48)] * 3, seed=seed)
-        rng = np.random.default_rng(seed)
-        frame = np.repeat(np.arange(3), 4)
-        r0, c0 = rng.integers(0, 25, 12), rng.integers(0, 33, 12)
-        box = np.stack([r0, r0 + 16, c0, c0 + 16], axis=1)
-        crops = make_crop_store(
-            tmp_path / f"{name}.zarr", frame, box, np.abs(rng.standard_normal((12, 512))), crop_size=16, num_frames=3
-        )
-        out[name] = (manifest, crops)
+    out = make_crop_store_pair(tmp_path)
     knn = tmp_path / "knn.zarr"
     write_knn_store(out["syn"][1], out["real"][1], knn, {"k": 3})
     matches = tmp_path / "matches.parquet"
