@@ -1,0 +1,1 @@
+"""Translation between the reference EPE code's files (crops, matches, weights, networks) and epeflow's."""
