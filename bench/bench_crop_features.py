@@ -24,12 +24,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench.harness import ratio, remove_scratch, scratch_dir, set_threads, write_frames, write_result
+from epeflow.artifacts.crops import CropStore, create_crop_store, mark_complete
+from epeflow.artifacts.manifest import read_frames
+from epeflow.common.vgg16 import _CFG, build_vgg16
 from epeflow.features.boxes import sample_boxes
 from epeflow.features.crop_stats import compute_crop_stats
-from epeflow.features.crop_store import CropStore, create_crop_store, mark_complete
 from epeflow.features.crops import CropSettings, build_crop_model, crop_features, extract_crops, select_device
-from epeflow.features.frames import read_frames
-from epeflow.features.vgg16 import _CFG, build_vgg16
 from epeflow.io import read_image
 
 HEIGHT, WIDTH, CROP, PER_IMAGE = 1052, 1914, 196, 15

@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader
 
 from bench.bench_crop_features import ReferenceFrames
 from bench.harness import dir_bytes, ratio, remove_scratch, scratch_dir, set_threads, write_frames, write_result
-from epeflow.features.frames import read_frames
-from epeflow.features.vgg16 import build_vgg16
-from epeflow.gbuffers import GBufferSettings, GBufferStore
+from epeflow.artifacts.gbuffers import GBufferStore
+from epeflow.artifacts.manifest import read_frames
+from epeflow.common.vgg16 import build_vgg16
+from epeflow.gbuffers import GBufferSettings
 from epeflow.gbuffers.fake import FAKE_CHANNELS, FAKE_LAYER, compute_fake_gbuffers
 
 HEIGHT, WIDTH = 1052, 1914

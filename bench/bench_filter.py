@@ -136,8 +136,8 @@ def ours_filter(index, dist, src_frame, src_box, dst_frame, dst_box):
 
 def write_stores(root, index, dist, src_frame, src_box, dst_frame, dst_box):
     """knn.zarr and both crops.zarr (features are not read by the filter: zeros)."""
-    from epeflow.features.crop_store import create_crop_store, mark_complete
-    from epeflow.matching.knn_store import KnnStore, create_knn_store
+    from epeflow.artifacts.crops import create_crop_store, mark_complete
+    from epeflow.artifacts.knn import KnnStore, create_knn_store
 
     def crops(path, frame, box):
         attrs = {"mean": [0.5] * 3, "std": [0.25] * 3, "crop_size": CROP, "per_image": PER_IMAGE, "seed": 0,
@@ -157,7 +157,7 @@ def write_stores(root, index, dist, src_frame, src_box, dst_frame, dst_box):
 
 
 def main(quick: bool = False) -> None:
-    from epeflow.features.crop_store import CropStore
+    from epeflow.artifacts.crops import CropStore
 
     src, dst, k = (2_000, 1_000, 10) if quick else (100_000, 50_000, 10)
     src_frame, src_box = crop_table(src, 1)

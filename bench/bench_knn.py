@@ -56,7 +56,7 @@ def clustered_features(n: int, seed: int, clusters: int = 256, spread: float = 0
 
 def write_store(path: Path, rows: int, seed: int, chunk: int = 8192) -> Path:
     """A complete crops.zarr of `rows` synthetic crops, generated chunk by chunk (flat memory)."""
-    from epeflow.features.crop_store import create_crop_store, mark_complete
+    from epeflow.artifacts.crops import create_crop_store, mark_complete
 
     attrs = {"mean": [0.5] * 3, "std": [0.25] * 3, "crop_size": 196, "per_image": 15, "seed": 0,
              "padding": "none", "feature": "vgg16_relu5_3", "random_weights": True,
@@ -74,7 +74,7 @@ def write_store(path: Path, rows: int, seed: int, chunk: int = 8192) -> Path:
 def store_to_npz(store_path: Path, npz_path: Path) -> None:
     """The store's features as collect_crops.py's npz (`crops`, float16), written without holding them in
     memory (stored, not deflated: np.savez_compressed of gigabytes takes minutes and loads the same)."""
-    from epeflow.features.crop_store import CropStore
+    from epeflow.artifacts.crops import CropStore
 
     store = CropStore(store_path)
     npy = npz_path.with_suffix(".crops.npy")
@@ -213,7 +213,7 @@ def gpu_issue_size(quick: bool) -> dict:
 # --------------------------------------------------------------------------------------------- part 3
 def knn_memory(root: Path, budget_mib: float, target_rows: int, threads: int, quick: bool) -> dict:
     """`epeflow knn` and find_knn.py as subprocesses on a source store of >= 5x `budget_mib` on disk."""
-    from epeflow.matching.knn_store import KnnStore
+    from epeflow.artifacts.knn import KnnStore
 
     pilot_rows = 8192 if quick else 65536
     bytes_per_row = dir_bytes(write_store(root / "pilot.zarr", pilot_rows, 9)) / pilot_rows

@@ -81,7 +81,7 @@ def make_crop_store(
     path: Path, frame: np.ndarray, box: np.ndarray, features: np.ndarray, chunk_rows: int = 5, **attrs
 ) -> Path:
     """A complete crops.zarr with the given arrays (written the way `epeflow crops` writes them)."""
-    from epeflow.features.crop_store import create_crop_store, mark_complete
+    from epeflow.artifacts.crops import create_crop_store, mark_complete
 
     group, writer = create_crop_store(path, len(frame), chunk_rows, crop_attrs(**attrs), dim=features.shape[1])
     writer.append(

@@ -3,8 +3,8 @@ import torch
 
 from epeflow.check_weights import check_weights
 from epeflow.cli import main
+from epeflow.common.vgg16 import VGG16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import VGG16
 from epeflow.labels.mseg.checkpoint import official_state_dict
 from epeflow.labels.mseg.hrnet import empty_model, init_random
 
@@ -53,7 +53,7 @@ def test_official_name_with_other_content_and_checksum_mismatch(tmp_path):
 
 
 def test_lpips_file_and_missing_file(tmp_path):
-    from epeflow.metrics.lpips import LPIPS_CHANNELS, lin_key
+    from epeflow.common.lpips import LPIPS_CHANNELS, lin_key
 
     torch.save({lin_key(i): torch.rand(1, c, 1, 1) for i, c in enumerate(LPIPS_CHANNELS)}, tmp_path / "lp.pth")
     assert "LPIPS" in check_weights("lpips", tmp_path / "lp.pth")

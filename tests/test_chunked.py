@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import zarr
 
+from epeflow.artifacts.zarr_rows import RowWriter, check_arrays, create_rows_array, open_group_checked, read_rows
 from epeflow.errors import EpeflowError
-from epeflow.features.chunked import RowWriter, check_arrays, create_rows_array, open_group_checked, read_rows
 
 
 def _arrays(path, rows=23, chunk=5):

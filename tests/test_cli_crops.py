@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from crop_fixtures import make_dataset
 
+from epeflow.artifacts.crops import CropStore
 from epeflow.cli import main
-from epeflow.features import CropStore
 
 
 @pytest.mark.parametrize("command", ["crop-stats", "crops", "crops-merge"])

@@ -7,7 +7,7 @@ from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
 
 from epeflow.cli import main
 from epeflow.io import read_table
-from epeflow.train import load_generator
+from epeflow.models import load_generator
 
 
 @pytest.fixture(autouse=True, scope="module")

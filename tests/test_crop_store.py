@@ -3,8 +3,8 @@ import pytest
 import zarr
 from crop_fixtures import make_crop_store, random_crop_store
 
+from epeflow.artifacts.crops import CropStore, merge_crop_stores
 from epeflow.errors import EpeflowError
-from epeflow.features import CropStore, merge_crop_stores
 
 
 def _shard(path, frames, start, stop, per_image=3, seed=0, **attrs):

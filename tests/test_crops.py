@@ -3,14 +3,13 @@ import pytest
 import torch
 from crop_fixtures import make_dataset
 
+from epeflow.artifacts.crops import CropStore, create_crop_store, mark_complete, merge_crop_stores
+from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.zarr_rows import RowWriter
 from epeflow.errors import EpeflowError
-from epeflow.features import CropStore, merge_crop_stores
 from epeflow.features.boxes import sample_boxes
-from epeflow.features.chunked import RowWriter
 from epeflow.features.crop_stats import run_crop_stats
-from epeflow.features.crop_store import create_crop_store, mark_complete
 from epeflow.features.crops import CropSettings, build_crop_model, extract_crops, iter_crop_batches, run_crops
-from epeflow.features.frames import read_frames
 from epeflow.io import read_image, read_json, read_table, write_json, write_table
 
 SPEC = {"per_image": 3, "size": 32, "padding": "zero", "seed": 5, "batch_size": 4, "num_workers": 0, "chunk_size": 7}

@@ -7,8 +7,8 @@ import json
 import pytest
 from dataset_fixtures import DEMO_SPEC, write_rgb
 
+from epeflow.artifacts.manifest import load_manifest
 from epeflow.cli import main
-from epeflow.datasets.manifest import load_manifest
 
 
 @pytest.mark.parametrize("command", ["demo", "manifest"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from epeflow.datasets.looks import (
+from epeflow.demo.looks import (
     CHANNEL_GROUPS,
     GBUFFER_NAMES,
     NoiseTexture,
@@ -14,8 +14,8 @@ from epeflow.datasets.looks import (
     shade_synthetic,
     to_uint8,
 )
-from epeflow.datasets.render import FAR_DEPTH, Surfaces
-from epeflow.datasets.scene import City, Kind
+from epeflow.demo.render import FAR_DEPTH, Surfaces
+from epeflow.demo.scene import City, Kind
 
 
 def _plane(kind: int = Kind.ASPHALT, albedo=(0.3, 0.3, 0.3), h: int = 16, w: int = 24) -> Surfaces:

@@ -8,8 +8,9 @@ import pytest
 from dataset_fixtures import DEMO_SPEC, truncate, write_gbuffer, write_label, write_rgb
 
 from epeflow import io
-from epeflow.datasets.demo import generate_demo
-from epeflow.datasets.manifest import MANIFEST_COLUMNS, build_manifest, load_manifest, write_manifest
+from epeflow.artifacts.manifest import MANIFEST_COLUMNS, load_manifest
+from epeflow.datasets.manifest import build_manifest, write_manifest
+from epeflow.demo.generate import generate_demo
 from epeflow.errors import EpeflowError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from epeflow.datasets.preview import contact_sheet
+from epeflow.demo.preview import contact_sheet
 
 
 def test_tiles_are_placed_row_by_row():

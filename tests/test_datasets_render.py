@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from epeflow.datasets.render import FAR_DEPTH, ray_directions, render
-from epeflow.datasets.scene import Camera, City, Kind, Scene
+from epeflow.demo.render import FAR_DEPTH, ray_directions, render
+from epeflow.demo.scene import Camera, City, Kind, Scene
 
 COLOURS = {k: (0.5, 0.5, 0.5) for k in ("road", "paving", "grass", "marking", "hood", "window")}
 

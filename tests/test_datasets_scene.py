@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from epeflow.datasets.scene import CURB, City, Kind, camera_path, make_scene
+from epeflow.demo.scene import CURB, City, Kind, camera_path, make_scene
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from dataset_fixtures import DEMO_SPEC, write_gbuffer, write_label, write_rgb
 
 from epeflow.config import validate_dataset
-from epeflow.datasets.demo import generate_demo
 from epeflow.datasets.sources import StemIndex, list_frames, read_filelist, source_kind, walk_files
+from epeflow.demo.generate import generate_demo
 from epeflow.errors import EpeflowError
 
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from epeflow.config import validate_dataset
-from epeflow.datasets.demo import frame_name, generate_demo, read_demo_info, render_frames, sequence_lengths
-from epeflow.datasets.looks import GBUFFER_NAMES
+from epeflow.demo.generate import frame_name, generate_demo, read_demo_info, render_frames, sequence_lengths
+from epeflow.demo.looks import GBUFFER_NAMES
 from epeflow.errors import EpeflowError
 
 CITYSCAPES_IDS_USED = {1, 7, 8, 11, 17, 19, 20, 21, 22, 23, 24, 26}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from epeflow.device import select_device
+from epeflow.common.device import select_device
 from epeflow.errors import EpeflowError
 
 

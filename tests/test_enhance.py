@@ -6,13 +6,14 @@ import pytest
 import torch
 from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
 
+from epeflow.artifacts.gbuffers import GBufferStore
+from epeflow.common.runtime import Runtime
+from epeflow.common.taxonomy import materials_from_cityscapes
 from epeflow.enhance import MODEL_MARKER, enhance, enhance_frame, select_frames
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers import GBufferStore
 from epeflow.io import read_image, read_label, read_table, write_png, write_table
-from epeflow.labels.taxonomy import materials_from_cityscapes
-from epeflow.train import load_generator, run_training
-from epeflow.train.runtime import Runtime
+from epeflow.models import load_generator
+from epeflow.train import run_training
 
 
 @pytest.fixture(autouse=True, scope="module")

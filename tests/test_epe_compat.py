@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from crop_fixtures import make_crop_store, make_dataset
 
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.knn import KnnStore, write_knn_store
+from epeflow.epe import formats as epe
 from epeflow.errors import EpeflowError
-from epeflow.features import CropStore
 from epeflow.io import read_table, write_table
-from epeflow.matching import epe_compat as epe
 from epeflow.matching.coverage_weights import run_weights
 from epeflow.matching.filter import run_filter
-from epeflow.matching.knn_store import KnnStore, write_knn_store
 
 # ---- the reference scripts, re-implemented from their definitions (no epeflow code) ----------------------
 

@@ -9,11 +9,11 @@ import torch
 from eval_fixtures import make_experiment, scene, write_enhanced
 
 from epeflow.cli import main
+from epeflow.common.lpips import LPIPS_CHANNELS, build_lpips, lin_key
+from epeflow.common.vgg16 import VGG16
 from epeflow.config import validate_section
-from epeflow.features.vgg16 import VGG16
 from epeflow.metrics.evaluate import evaluate, lpips_per_frame
 from epeflow.metrics.frames import load_rgb
-from epeflow.metrics.lpips import LPIPS_CHANNELS, build_lpips, lin_key
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING
 
 

@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 from crop_fixtures import random_crop_store
 
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.knn import KnnStore, write_knn_store
 from epeflow.errors import EpeflowError
-from epeflow.features import CropStore
 from epeflow.io import read_table
 from epeflow.matching.filter import MATCH_COLUMNS, gather_matches, matches_frame, run_filter, select_pairs
-from epeflow.matching.knn_store import KnnStore, write_knn_store
 
 
 def _loop_filter(index, dist, max_dist, src_frame, src_box, dst_frame, dst_box):

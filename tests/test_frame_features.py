@@ -5,7 +5,7 @@ import pytest
 import torch
 from eval_fixtures import scene
 
-from epeflow.features.vgg16 import build_vgg16
+from epeflow.common.vgg16 import build_vgg16
 from epeflow.io import write_png
 from epeflow.metrics.frame_features import EMBEDDING_DIM, embed_frames, frame_embedding
 from epeflow.metrics.frames import load_rgb, resize_short_side

@@ -3,8 +3,8 @@ import json
 import numpy as np
 from gbuffers_testdata import write_dataset
 
+from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.cli import main
-from epeflow.gbuffers import GBufferStore
 
 
 def test_gbuffers_command_as_the_rule_calls_it(tmp_path, hub_dir):

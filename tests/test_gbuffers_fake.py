@@ -5,9 +5,10 @@ from gbuffers_testdata import write_dataset
 from torch.nn import functional as F
 
 from epeflow import io
+from epeflow.artifacts.gbuffers import GBufferStore
+from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import build_vgg16
-from epeflow.gbuffers import GBufferStore, build_gbuffers
+from epeflow.gbuffers import build_gbuffers
 from epeflow.gbuffers.fake import feature_size, image_mean_std, size_batches
 
 SIZES = [(32, 48), (30, 40), (32, 48), (30, 40), (32, 48)]

@@ -3,8 +3,9 @@ import pytest
 from gbuffers_testdata import NAMES, write_dataset
 
 from epeflow import io
+from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers import GBufferStore, build_gbuffers
+from epeflow.gbuffers import build_gbuffers
 
 SIZES = [(12, 20), (12, 20), (9, 14)]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from epeflow.gbuffers.resample import apply_window, bicubic_weights, upsample, window_for
+from epeflow.common.resample import apply_window, bicubic_weights, upsample, window_for
 
 
 @pytest.mark.parametrize(("stored", "size"), [((58, 122), (128, 256)), ((7, 9), (40, 33)), ((30, 20), (12, 17))])

@@ -1,6 +1,6 @@
 import numpy as np
 
-from epeflow.gbuffers.stats import combine, combine_all, frame_moments
+from epeflow.common.moments import combine, combine_all, frame_moments
 
 
 def test_combined_moments_equal_numpy_over_all_pixels():

@@ -3,9 +3,9 @@ import pickle
 import numpy as np
 import pytest
 
+from epeflow.artifacts.gbuffers import GBufferStore, GBufferWriter
+from epeflow.common.resample import upsample
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers.resample import upsample
-from epeflow.gbuffers.store import GBufferStore, GBufferWriter
 
 FULL = np.array([[20, 30], [20, 30], [16, 24]])
 

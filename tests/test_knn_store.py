@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from crop_fixtures import random_crop_store
 
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.knn import KnnStore, write_knn_store
 from epeflow.errors import EpeflowError
-from epeflow.features import CropStore
 from epeflow.matching.knn import KnnSettings, knn_search
-from epeflow.matching.knn_store import KnnStore, write_knn_store
 
 
 @pytest.fixture

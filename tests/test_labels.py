@@ -9,11 +9,11 @@ from gbuffers_testdata import write_dataset
 from PIL import Image
 
 from epeflow import io
-from epeflow.datasets.demo import generate_demo
+from epeflow.common.taxonomy import universal_from_cityscapes
 from epeflow.datasets.manifest import build_manifest, write_manifest
+from epeflow.demo.generate import generate_demo
 from epeflow.errors import EpeflowError
 from epeflow.labels import METHODS, make_labels
-from epeflow.labels.taxonomy import universal_from_cityscapes
 
 
 @pytest.fixture

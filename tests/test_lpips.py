@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from epeflow.common.lpips import LPIPS_CHANNELS, LPIPS_LAYERS, LPIPS_SCALE, LPIPS_SHIFT, build_lpips, lin_key
+from epeflow.common.vgg16 import VGG16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import VGG16
-from epeflow.metrics.lpips import LPIPS_CHANNELS, LPIPS_LAYERS, LPIPS_SCALE, LPIPS_SHIFT, build_lpips, lin_key
 
 
 @pytest.fixture(scope="module")

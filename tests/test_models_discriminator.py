@@ -4,8 +4,8 @@ import pytest
 import torch
 from train_fixtures import one_torch_thread
 
+from epeflow.common.vgg16 import VGG16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import VGG16
 from epeflow.models.discriminator import (
     NUM_LABELS,
     PerceptualDiscriminator,

@@ -4,10 +4,10 @@ import zarr
 from crop_fixtures import make_crop_store_pair
 from PIL import Image
 
+from epeflow.artifacts.knn import KnnStore, write_knn_store
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
 from epeflow.matching.filter import run_filter
-from epeflow.matching.knn_store import KnnStore, write_knn_store
 from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs, run_preview
 
 

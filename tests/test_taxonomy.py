@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from epeflow.labels.taxonomy import (
+from epeflow.common.taxonomy import (
     MATERIAL_NAMES,
     NUM_UNIVERSAL_CLASSES,
     UNLABELED,

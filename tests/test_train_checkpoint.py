@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from epeflow.artifacts import checkpoints as ckpt
 from epeflow.errors import EpeflowError
 from epeflow.io import read_json
-from epeflow.train import checkpoint as ckpt
 
 
 def _state(iteration: int, fp: str = "fp") -> dict:

@@ -6,20 +6,20 @@ import pytest
 import torch
 from train_fixtures import make_experiment, one_torch_thread
 
+from epeflow.artifacts.gbuffers import GBufferStore
+from epeflow.artifacts.matches import load_pairs
+from epeflow.common.taxonomy import materials_from_cityscapes
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers import GBufferStore
 from epeflow.io import read_image, read_label, read_table, write_table
-from epeflow.labels.taxonomy import materials_from_cityscapes
-from epeflow.matching.sampler import WeightedPairSampler
 from epeflow.train.data import (
     MatchedPairs,
     PairBatches,
     check_crop_sizes,
     load_frames,
-    load_pairs,
     make_loader,
     training_crop,
 )
+from epeflow.train.sampler import WeightedPairSampler
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from train_fixtures import TINY_TRAIN, one_torch_thread
 
-from epeflow.features.vgg16 import VGG16
-from epeflow.metrics.lpips import LPIPS, uniform_lin_weights
+from epeflow.common.lpips import LPIPS, uniform_lin_weights
+from epeflow.common.runtime import Runtime
+from epeflow.common.vgg16 import VGG16
 from epeflow.train.loop import LossLog, Objectives, build_state, train_loop
-from epeflow.train.runtime import Runtime
 from epeflow.train.settings import TrainSettings
 
 

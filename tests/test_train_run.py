@@ -6,10 +6,11 @@ import pytest
 import torch
 from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread, pretrained_weight_files
 
+from epeflow.artifacts import checkpoints as ckpt
 from epeflow.errors import EpeflowError
 from epeflow.io import read_json, write_json
-from epeflow.train import checkpoint as ckpt
-from epeflow.train import load_generator, run_training
+from epeflow.models import load_generator
+from epeflow.train import run_training
 
 
 @pytest.fixture(autouse=True, scope="module")

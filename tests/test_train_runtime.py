@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from epeflow.common.runtime import Runtime, frozen, unwrap
 from epeflow.errors import EpeflowError
-from epeflow.train.runtime import Runtime, frozen, unwrap
 
 
 def test_cpu_runtime_is_plain_fp32():

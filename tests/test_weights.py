@@ -5,8 +5,8 @@ import hashlib
 import pytest
 import torch
 
+from epeflow.common.vgg16 import RELU_CHANNELS, VGG16, build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import RELU_CHANNELS, VGG16, build_vgg16
 from epeflow.weights import load_state_dict, resolve_weights
 
 

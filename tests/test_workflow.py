@@ -93,9 +93,9 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def test_outputs_are_sane(workdir):
-    from epeflow.features import CropStore
+    from epeflow.artifacts.crops import CropStore
     from epeflow.io import read_json, read_table
-    from epeflow.train import load_generator
+    from epeflow.models import load_generator
 
     res = workdir / "results"
     manifest, _ = read_table(res / "datasets" / "demo_synth" / "manifest.parquet")
@@ -173,7 +173,7 @@ def test_mseg_labels_and_fake_gbuffers_in_the_dag(tmp_path):
     result = snakemake(work, *targets, "--configfile", "config/config.yaml", "variant.yaml")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
 
-    from epeflow.gbuffers import GBufferStore
+    from epeflow.artifacts.gbuffers import GBufferStore
     from epeflow.io import read_json, read_label
 
     labels = read_json(work / targets[0] / "labels.json")

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from epeflow.features.vgg16 import VGG16
+from epeflow.common.lpips import LPIPS_CHANNELS, lin_key
+from epeflow.common.vgg16 import VGG16
 from epeflow.io import write_json, write_png, write_table
-from epeflow.metrics.lpips import LPIPS_CHANNELS, lin_key
 from epeflow.provenance import stamp
 
 CITYSCAPES_IDS = np.array([0, 1, 7, 8, 11, 17, 20, 21, 22, 23, 24, 26], dtype=np.uint8)

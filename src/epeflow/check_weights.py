@@ -29,14 +29,14 @@ def check_weights(kind: str, path: Path, sha256: str | None = None) -> str:
         model = load_mseg_file(resolved)
         what = f"HRNetV2-W48, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, 194 classes"
     elif kind == "vgg16":
-        from epeflow.features.vgg16 import VGG16, load_vgg16_state
+        from epeflow.common.vgg16 import VGG16, load_vgg16_state
         from epeflow.weights import load_state_dict
 
         model = VGG16()
         load_vgg16_state(model, load_state_dict(resolved, "VGG16"), str(resolved))
         what = f"VGG16 trunk, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters"
     else:
-        from epeflow.metrics.lpips import load_lin_weights
+        from epeflow.common.lpips import load_lin_weights
 
         lins = load_lin_weights(resolved)
         what = f"LPIPS v0.1 vgg, {len(lins)} linear layers"

@@ -16,19 +16,21 @@ import numpy as np
 import pandas as pd
 import torch
 
+from epeflow.artifacts import enhanced as enhanced_files
+from epeflow.artifacts.gbuffers import normalize_gbuffers
+from epeflow.artifacts.manifest import read_manifest_table
+from epeflow.common.runtime import Runtime
 from epeflow.config import validate_section
 from epeflow.errors import EpeflowError
-from epeflow.io import finalize_dir, partial_dir, read_image, read_label, read_table, write_png, write_table
+from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
 from epeflow.log import progress
 from epeflow.models.generator import Generator
 from epeflow.provenance import any_random, marked_random, stamp
-from epeflow.train.runtime import Runtime
 from epeflow.weights import sha256_of
 
 log = logging.getLogger(__name__)
 
 MODEL_MARKER = ".model.sha256"
-_MIN_STD = 1e-6  # as the G-buffer store: flatter channels are only centred
 
 
 def select_frames(manifest: pd.DataFrame, split: str, max_frames: int | None) -> pd.DataFrame:
@@ -36,12 +38,6 @@ def select_frames(manifest: pd.DataFrame, split: str, max_frames: int | None) ->
     rows = manifest if split == "all" else manifest[manifest["split"] == split]
     rows = rows.sort_values("frame")
     return rows.head(max_frames) if max_frames is not None else rows
-
-
-def normalize_gbuffers(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(C, H, W) raw G-buffers normalised with the statistics the generator was trained with."""
-    std = np.where(std > _MIN_STD, std, 1.0).astype(np.float32)
-    return (raw - mean[:, None, None].astype(np.float32)) / std[:, None, None]
 
 
 @torch.no_grad()
@@ -84,9 +80,9 @@ def enhance(
     model_path: Path, manifest_path: Path, gbuffers_path: Path, out_dir: Path, spec: Mapping[str, Any]
 ) -> pd.DataFrame:
     """Enhance the configured split of the source dataset into `out_dir`; returns the index table."""
-    from epeflow.gbuffers import GBufferStore
-    from epeflow.labels.taxonomy import materials_from_cityscapes
-    from epeflow.train import load_generator
+    from epeflow.artifacts.gbuffers import GBufferStore
+    from epeflow.common.taxonomy import materials_from_cityscapes
+    from epeflow.models import load_generator
 
     settings = validate_section("enhance", dict(spec), ("experiments", "<exp>", "enhance"))
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -98,13 +94,13 @@ def enhance(
     mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
     std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
 
-    manifest, _ = read_table(manifest_path)
+    manifest, _ = read_manifest_table(manifest_path)
     frames = select_frames(manifest, settings["split"], settings["max_frames"])
     if frames.empty:
         log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings["split"])
     partial = partial_dir(out_dir)
     _claim_partial(partial, sha256_of(model_path))
-    todo = [row for row in frames.itertuples(index=False) if not (partial / f"{row.id}.png").exists()]
+    todo = [row for row in frames.itertuples(index=False) if not enhanced_files.frame_path(partial, row.id).exists()]
     log.info("enhancing %d of %d frames on %s (%d done before)", len(todo), len(frames), runtime.device,
              len(frames) - len(todo))
     for row in progress(todo, "enhance", unit="frame"):
@@ -118,19 +114,20 @@ def enhance(
                                f"{size[0]}x{size[1]}; rerun the dataset's stages")
         gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
         materials = materials_from_cityscapes(read_label(row.gt_label_path))
-        write_png(partial / f"{row.id}.png", enhance_frame(generator, image, gbuffers, materials, runtime))
+        enhanced = enhance_frame(generator, image, gbuffers, materials, runtime)
+        write_png(enhanced_files.frame_path(partial, row.id), enhanced)
 
     index = pd.DataFrame({
         "frame": frames["frame"].to_numpy(np.int64),
         "id": frames["id"].astype(str).to_numpy(),
         "source_path": frames["path"].astype(str).to_numpy(),
-        "enhanced_path": [str(out_dir / f"{i}.png") for i in frames["id"]],
+        "enhanced_path": [str(enhanced_files.frame_path(out_dir, i)) for i in frames["id"]],
         "height": frames["height"].to_numpy(np.int64),
         "width": frames["width"].to_numpy(np.int64),
     })
     random_weights = any_random(marked_random(model), store.random_weights)
     meta = stamp(random_weights, model=str(model_path), split=settings["split"], frames=len(index))
-    write_table(partial / "index.parquet", index, meta)
+    enhanced_files.write_index(partial, index, meta)
     wanted = {f"{i}.png" for i in index["id"]}
     for extra in [p for p in partial.glob("*.png") if p.name not in wanted]:  # frames of an earlier selection
         extra.unlink()

@@ -124,12 +124,24 @@ def read_table(path: PathLike, columns: list[str] | None = None) -> tuple[pd.Dat
     return table.to_pandas(), meta
 
 
-def read_table_meta(path: PathLike) -> dict[str, Any]:
+def _read_schema(path: PathLike) -> pa.Schema:
     path = Path(path)
     if not path.exists():
         raise EpeflowError(f"{path} does not exist; run the stage that writes it first")
-    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise EpeflowError(f"{path} is not a readable parquet file ({e}); delete it and rerun its stage") from e
+
+
+def read_table_meta(path: PathLike) -> dict[str, Any]:
+    raw = (_read_schema(path).metadata or {}).get(_META_KEY)
     return json.loads(raw) if raw else {}
+
+
+def table_columns(path: PathLike) -> list[str]:
+    """Column names of a parquet table, read from its footer only."""
+    return list(_read_schema(path).names)
 
 
 def read_image(path: PathLike) -> np.ndarray:

@@ -74,7 +74,7 @@ def _crops(args: argparse.Namespace) -> int:
 
 
 def _crops_merge(args: argparse.Namespace) -> int:
-    from epeflow.features.crop_store import merge_crop_stores
+    from epeflow.artifacts.crops import merge_crop_stores
 
     merge_crop_stores(args.shards, args.out)
     return 0

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from epeflow.datasets.demo import generate_demo
+    from epeflow.demo.generate import generate_demo
 
     generate_demo(args.out_dir, spec(args))
     return 0

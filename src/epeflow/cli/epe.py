@@ -175,56 +175,56 @@ def _register_import(cmds: argparse._SubParsersAction) -> None:
 
 
 def _find_knn(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import find_knn_files
+    from epeflow.epe.formats import find_knn_files
 
     find_knn_files(args.file_src, args.file_dst, args.out, args.k)
     return 0
 
 
 def _filter(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import filter_files
+    from epeflow.epe.formats import filter_files
 
     filter_files(args.knn_path, args.src_crop_path, args.dst_crop_path, args.max_dist, args.matched_crop_path)
     return 0
 
 
 def _compute_weights(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import compute_weights_file
+    from epeflow.epe.formats import compute_weights_file
 
     compute_weights_file(args.matched_crop_path, args.height, args.width, args.weight_path)
     return 0
 
 
 def _export_crops(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import export_crops
+    from epeflow.epe.formats import export_crops
 
     export_crops(args.crops, args.manifest, args.out_csv, args.out_npz)
     return 0
 
 
 def _export_knn(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import export_knn
+    from epeflow.epe.formats import export_knn
 
     export_knn(args.knn, args.out_npz)
     return 0
 
 
 def _export_matches(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import export_matches
+    from epeflow.epe.formats import export_matches
 
     export_matches(args.matches, args.src_manifest, args.dst_manifest, args.out_csv)
     return 0
 
 
 def _export_weights(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import export_weights
+    from epeflow.epe.formats import export_weights
 
     export_weights(args.weights, args.out_npz)
     return 0
 
 
 def _export_filelist(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import export_filelist
+    from epeflow.epe.formats import export_filelist
 
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     export_filelist(args.manifest, args.out, columns, args.labels_dir, args.split)
@@ -232,21 +232,21 @@ def _export_filelist(args: argparse.Namespace) -> int:
 
 
 def _import_crops(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import import_crops
+    from epeflow.epe.formats import import_crops
 
     import_crops(args.crop_csv, args.features_npz, args.manifest, args.out, args.chunk_size)
     return 0
 
 
 def _import_knn(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import import_knn
+    from epeflow.epe.formats import import_knn
 
     import_knn(args.knn_npz, args.out, args.chunk_size)
     return 0
 
 
 def _import_matches(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import import_matches
+    from epeflow.epe.formats import import_matches
 
     import_matches(
         args.matched_csv,
@@ -262,7 +262,7 @@ def _import_matches(args: argparse.Namespace) -> int:
 
 
 def _import_weights(args: argparse.Namespace) -> int:
-    from epeflow.matching.epe_compat import import_weights
+    from epeflow.epe.formats import import_weights
 
     import_weights(args.weights_npz, args.out)
     return 0

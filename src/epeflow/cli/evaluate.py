@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from epeflow.artifacts.metrics import write_metrics
     from epeflow.config import validate_section
-    from epeflow.io import write_json
     from epeflow.metrics.evaluate import evaluate
 
     torch.set_num_threads(max(1, args.threads))
@@ -61,7 +61,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.enhanced, args.src_manifest, args.dst_manifest, settings, spec(args, "weights"),
         args.allow_random_weights, experiment, threads=args.threads,
     )
-    write_json(args.out, doc)
+    write_metrics(args.out, doc)
     return 0
 
 

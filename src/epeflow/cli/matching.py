@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _knn(args: argparse.Namespace) -> int:
-    from epeflow.matching.knn_store import write_knn_store
+    from epeflow.artifacts.knn import write_knn_store
 
     write_knn_store(args.src, args.dst, args.out, spec(args), args.threads)
     return 0

@@ -1,6 +1,5 @@
-"""Datasets: the embedded demo generator and the per-dataset manifest every later stage indexes by."""
+"""Datasets: list, check and split a dataset's frames into its manifest (`epeflow.artifacts.manifest`)."""
 
-from epeflow.datasets.demo import generate_demo
-from epeflow.datasets.manifest import MANIFEST_COLUMNS, Manifest, build_manifest, load_manifest, write_manifest
+from epeflow.datasets.manifest import Manifest, build_manifest, write_manifest
 
-__all__ = ["MANIFEST_COLUMNS", "Manifest", "build_manifest", "generate_demo", "load_manifest", "write_manifest"]
+__all__ = ["Manifest", "build_manifest", "write_manifest"]

@@ -2,7 +2,8 @@
 
 `build_manifest` lists a dataset (`sources.py`), checks every frame in parallel (`checks.py`), drops or
 reports bad frames (`on_bad_frame`), assigns deterministic splits (`split.py`) and returns the table;
-`write_manifest` stores it with its `skipped.tsv`; `load_manifest` reads it back for other stages.
+`write_manifest` stores it with its `skipped.tsv` through `epeflow.artifacts.manifest`, which every other
+stage reads it with.
 """
 
 from __future__ import annotations
@@ -11,26 +12,22 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from epeflow import io
+from epeflow.artifacts import manifest as manifest_file
+from epeflow.artifacts.manifest import DTYPES, MANIFEST_COLUMNS
 from epeflow.config import validate_dataset
 from epeflow.datasets.checks import FrameInfo, check_frames
-from epeflow.datasets.sources import COMPANIONS, list_frames
+from epeflow.datasets.sources import list_frames
 from epeflow.datasets.split import SPLIT_NAMES, assign_splits
 from epeflow.errors import EpeflowError
 from epeflow.provenance import stamp
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ("frame", "id", "path", "height", "width", "sequence", "frame_index", "split",
-                    "robust_label_path", "gbuffer_path", "gt_label_path", "size", "mtime")
-_DTYPES = {"frame": "int64", "height": "int64", "width": "int64", "frame_index": "int64", "size": "int64",
-           "mtime": "float64"}
 
 
 @dataclass
@@ -94,7 +91,7 @@ def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLi
         split_by = "sequence" if (df["sequence"] != "").all() else "id"
         s = spec["split"]
         df["split"] = assign_splits(df[split_by].tolist(), s["val"], s["test"], s["seed"])
-    df = df[list(MANIFEST_COLUMNS) + modalities].astype(_DTYPES)
+    df = df[list(MANIFEST_COLUMNS) + modalities].astype(DTYPES)
     for column in ("id", "path", "sequence", "split"):
         df[column] = df[column].astype(object)
     counts = df["split"].value_counts()
@@ -120,34 +117,5 @@ def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLi
     return Manifest(df, pd.DataFrame(skipped, columns=["path", "reason"]), meta)
 
 
-def write_skipped(path: str | os.PathLike[str], skipped: pd.DataFrame) -> None:
-    """skipped.tsv: header `path<TAB>reason`, one line per skipped frame (header only when none)."""
-    lines = ["path\treason"]
-    for p, reason in zip(skipped["path"], skipped["reason"], strict=True):
-        lines.append(f"{p}\t{' '.join(str(reason).split())}")
-    with io.atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-
-
 def write_manifest(manifest: Manifest, out: str | os.PathLike[str], skipped: str | os.PathLike[str]) -> None:
-    write_skipped(skipped, manifest.skipped)
-    io.write_table(out, manifest.frames, manifest.meta)
-
-
-def load_manifest(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a manifest written by `epeflow manifest`: (frames, metadata). Optional path columns hold None
-    where a frame has no such file."""
-    path = Path(path)
-    df, meta = io.read_table(path)
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing or "dataset" not in meta:
-        raise EpeflowError(f"{path} is not an epeflow manifest (missing {', '.join(missing) or 'its metadata'}); "
-                           "rebuild it with `epeflow manifest` (the `manifest` rule)")
-    if not np.array_equal(df["frame"].to_numpy(), np.arange(len(df))):
-        raise EpeflowError(f"{path}: column `frame` is not the row number 0..N-1; rebuild it with `epeflow manifest`")
-    for column in ("id", "path", "sequence", "split"):
-        df[column] = df[column].astype(object)
-    for column in [*COMPANIONS, *(c for c in df.columns if c.startswith("mod_"))]:
-        values = df[column].astype(object)
-        df[column] = values.where(values.notna(), None)
-    return df, meta
+    manifest_file.write_manifest(manifest.frames, manifest.meta, out, manifest.skipped, skipped)

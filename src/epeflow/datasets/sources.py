@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from epeflow.artifacts.manifest import COMPANIONS
 from epeflow.errors import EpeflowError
 from epeflow.io import safe_id
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-COMPANIONS = ("robust_label_path", "gbuffer_path", "gt_label_path")
 _DEMO_NAME = re.compile(r"^s(\d+)_f(\d+)$")
 
 
@@ -238,7 +238,7 @@ def list_video(spec: Mapping[str, Any], name: str) -> Listing:
 
 def list_demo(spec: Mapping[str, Any], name: str, demo_dir: str | os.PathLike[str] | None) -> Listing:
     """Frames of a generated demo (`epeflow demo`): images, gt_labels and gbuffers named `s<seq>_f<index>`."""
-    from epeflow.datasets.demo import GBUFFER_KEY, read_demo_info
+    from epeflow.demo.generate import GBUFFER_KEY, read_demo_info
 
     if demo_dir is None:
         raise EpeflowError(f"dataset {name!r} is a generated demo: pass --demo-dir with the folder that "

@@ -1,8 +1,4 @@
-"""Crop features: random crops per frame, their VGG16 relu5_3 descriptors and the crops.zarr store.
+"""The crops stage: random crops per frame and their VGG16 relu5_3 descriptors, into crops.zarr.
 
-`CropStore` (no torch needed) is what other stages read; extraction lives in `features.crops`.
+Other stages read the store through `epeflow.artifacts.crops.CropStore`.
 """
-
-from epeflow.features.crop_store import FEATURE_DIM, CropStore, merge_crop_stores
-
-__all__ = ["FEATURE_DIM", "CropStore", "merge_crop_stores"]

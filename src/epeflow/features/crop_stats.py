@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from epeflow.artifacts.crop_stats import write_crop_stats
+from epeflow.artifacts.manifest import read_frames
 from epeflow.errors import EpeflowError
-from epeflow.features.frames import read_frames
-from epeflow.io import PathLike, read_image, write_json
+from epeflow.io import PathLike, read_image
 from epeflow.log import progress
 
 log = logging.getLogger(__name__)
@@ -76,5 +77,5 @@ def run_crop_stats(manifest: PathLike, out: PathLike, spec: Mapping[str, Any], t
     stats = compute_crop_stats(
         frames["path"].tolist(), int(spec.get("stats_frames", 1000)), int(spec.get("seed", 0)), threads
     )
-    write_json(out, stats)
+    write_crop_stats(out, stats)
     return stats

@@ -18,14 +18,15 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from epeflow.artifacts.crop_stats import read_crop_stats
+from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_complete
+from epeflow.artifacts.manifest import read_frames
+from epeflow.common.device import select_device
+from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.config import build_dataclass
-from epeflow.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes, shard_range
-from epeflow.features.crop_store import FEATURE_NAME, create_crop_store, mark_complete
-from epeflow.features.frames import read_frames
-from epeflow.features.vgg16 import VGG16, build_vgg16
-from epeflow.io import PathLike, atomic_path, read_image, read_json
+from epeflow.io import PathLike, atomic_path, read_image
 from epeflow.log import progress
 from epeflow.provenance import stamp
 
@@ -185,17 +186,6 @@ def build_crop_model(
     return model, random_weights
 
 
-def read_stats(path: PathLike) -> dict[str, Any]:
-    stats = read_json(path)
-    for key in ("mean", "std"):
-        value = stats.get(key) if isinstance(stats, dict) else None
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int | float) for v in value)):
-            raise EpeflowError(f"{path}: `{key}` must be a list of 3 numbers; rerun `epeflow crop-stats`")
-    if min(stats["std"]) <= 0:
-        raise EpeflowError(f"{path}: `std` must be positive (are all frames one flat colour?)")
-    return stats
-
-
 def run_crops(
     manifest: PathLike,
     stats_path: PathLike,
@@ -217,7 +207,7 @@ def run_crops(
         raise EpeflowError(f"--shard/--num-shards: {e}") from None
     start, stop = frame_range.start, frame_range.stop
     frames = frames_all.iloc[start:stop]
-    stats = read_stats(stats_path)
+    stats = read_crop_stats(stats_path)
     device = select_device()
     model, random_weights = build_crop_model(stats, settings.padding, weights, allow_random, device)
     rows = len(frames) * settings.per_image

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from epeflow import io
+from epeflow.artifacts.manifest import read_manifest_table
+from epeflow.common.moments import Moments
 from epeflow.config import validate_dataset
 from epeflow.errors import EpeflowError
 from epeflow.gbuffers.settings import GBufferSettings
-from epeflow.gbuffers.stats import Moments
 
 
 def build_gbuffers(
@@ -22,7 +22,7 @@ def build_gbuffers(
     threads: int = 1,
 ) -> Moments:
     """Write `out` for the frames of `manifest_path` as the dataset config entry `spec` asks."""
-    manifest, meta = io.read_table(manifest_path)
+    manifest, meta = read_manifest_table(manifest_path)
     dataset = str(meta.get("dataset") or Path(manifest_path).parent.name)
     settings = GBufferSettings.from_spec(validate_dataset(spec, dataset), dataset)
     if manifest.empty:

@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from epeflow import io
-from epeflow.device import select_device
+from epeflow.artifacts.gbuffers import GBufferWriter, fingerprint
+from epeflow.common.device import select_device
+from epeflow.common.moments import Moments
+from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.errors import EpeflowError
 from epeflow.features.crop_stats import frames_mean_std
-from epeflow.features.vgg16 import VGG16, build_vgg16
 from epeflow.gbuffers.settings import GBufferSettings
-from epeflow.gbuffers.stats import Moments
-from epeflow.gbuffers.store import GBufferWriter, fingerprint
 from epeflow.log import progress
 from epeflow.provenance import stamp
 

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epeflow.artifacts.gbuffers import GBufferWriter, fingerprint
+from epeflow.common.moments import Moments
 from epeflow.errors import EpeflowError
 from epeflow.gbuffers.channels import default_names, select_channels
 from epeflow.gbuffers.files import read_gbuffer_file
 from epeflow.gbuffers.settings import GBufferSettings
-from epeflow.gbuffers.stats import Moments
-from epeflow.gbuffers.store import GBufferWriter, fingerprint
 from epeflow.log import progress
 from epeflow.provenance import stamp
 

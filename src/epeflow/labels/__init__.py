@@ -1,7 +1,7 @@
 """Robust labels (MSeg universal ids) per frame, and the class taxonomies the pipeline uses."""
 
-from epeflow.labels.methods import METHODS, make_labels
-from epeflow.labels.taxonomy import (
+from epeflow.artifacts.labels import per_frame, write_labels
+from epeflow.common.taxonomy import (
     MATERIAL_NAMES,
     NUM_MATERIALS,
     NUM_UNIVERSAL_CLASSES,
@@ -12,7 +12,7 @@ from epeflow.labels.taxonomy import (
     universal_names,
     universal_palette,
 )
-from epeflow.labels.writer import per_frame, write_labels
+from epeflow.labels.methods import METHODS, make_labels
 
 __all__ = [
     "MATERIAL_NAMES",

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from epeflow import io
+from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED, universal_from_cityscapes
 from epeflow.errors import EpeflowError
-from epeflow.labels.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED, universal_from_cityscapes
 
 
 def _read_sized(path: str | None, frame: Mapping[str, Any], column: str, what: str, hint: str) -> np.ndarray:

@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from epeflow.artifacts.labels import LabelMethod, per_frame, write_labels
 from epeflow.config import validate_dataset
 from epeflow.errors import EpeflowError
 from epeflow.labels.gt import given_universal_label, gt_universal_label
-from epeflow.labels.writer import LabelMethod, per_frame, write_labels
 
 
 class LabelSetup(NamedTuple):
@@ -52,7 +52,7 @@ def make_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLik
                 weights: Mapping[str, Any] | None = None, allow_random: bool = False,
                 threads: int = 1) -> dict[str, Any]:
     """Robust label maps for every frame of a manifest, by the dataset's `labels` method."""
-    from epeflow.datasets.manifest import load_manifest
+    from epeflow.artifacts.manifest import load_manifest
 
     spec = validate_dataset(spec)
     name = spec["labels"]

@@ -1,8 +1,6 @@
-"""Matching of synthetic to real crops: k-NN in feature space, distance filter, coverage weights, and
-the weighted pair sampler training uses. Modules: knn / knn_store (faiss), filter, coverage_weights,
-sampler, epe_compat (the reference's files), preview (report pictures)."""
+"""Matching of synthetic to real crops: k-NN in feature space (`knn`), distance filter (`filter`), coverage
+weights (`coverage_weights`) and the report's pictures of matches (`preview`)."""
 
 from epeflow.matching.coverage_weights import coverage_weights
-from epeflow.matching.sampler import WeightedPairSampler
 
-__all__ = ["WeightedPairSampler", "coverage_weights"]
+__all__ = ["coverage_weights"]

@@ -14,11 +14,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.matches import BOX_COLUMNS, read_matches
+from epeflow.artifacts.weights import write_weights
 from epeflow.errors import EpeflowError
-from epeflow.features.frames import read_frames
-from epeflow.io import PathLike, read_table, write_table
+from epeflow.io import PathLike
 from epeflow.provenance import stamp
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,8 @@ def coverage_weights(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray)
 
 def run_weights(matches_path: PathLike, manifest: PathLike, out: PathLike) -> np.ndarray:
     """`epeflow weights`: weights.parquet (column `weight`, aligned with the matches' rows)."""
-    columns = ["src_frame", "src_r0", "src_r1", "src_c0", "src_c1"]
-    matches, meta = read_table(matches_path)
-    missing = [c for c in columns if c not in matches.columns]
-    if missing:
-        raise EpeflowError(f"{matches_path} lacks column(s) {', '.join(missing)}; rerun `epeflow filter`")
+    columns = ["src_frame", *BOX_COLUMNS["src"]]
+    matches, meta = read_matches(matches_path, columns)
     frames = read_frames(manifest)
     src_frame = matches["src_frame"].to_numpy(np.int64)
     if len(src_frame) and (src_frame.min() < 0 or src_frame.max() >= len(frames)):
@@ -149,9 +147,9 @@ def run_weights(matches_path: PathLike, manifest: PathLike, out: PathLike) -> np
     weights = coverage_weights(boxes, heights, widths)
     random_weights = bool(meta.get("random_weights", False))
     n_sizes = len(size_groups(heights, widths))
-    write_table(
+    write_weights(
         out,
-        pd.DataFrame({"weight": weights}),
+        weights,
         {
             "formula": FORMULA,
             "matches": str(Path(matches_path)),

@@ -12,26 +12,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.knn import KnnStore
+from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, write_matches
 from epeflow.errors import EpeflowError
-from epeflow.features.crop_store import CropStore
-from epeflow.io import PathLike, write_table
+from epeflow.io import PathLike
 from epeflow.log import progress
-from epeflow.matching.knn_store import KnnStore
 from epeflow.provenance import any_random, stamp
 
 log = logging.getLogger(__name__)
 
-BOX = ("r0", "r1", "c0", "c1")
-MATCH_COLUMNS: dict[str, str] = {
-    "src_crop": "int64",
-    "src_frame": "int32",
-    **{f"src_{b}": "int32" for b in BOX},
-    "dst_crop": "int64",
-    "dst_frame": "int32",
-    **{f"dst_{b}": "int32" for b in BOX},
-    "dist": "float32",
-    "rank": "int16",
-}
 
 
 def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +146,6 @@ def run_filter(knn_path: PathLike, src_path: PathLike, dst_path: PathLike, out: 
         "random_weights": random_weights,
         "provenance": stamp(random_weights),
     }
-    write_table(out, matches, meta)
+    write_matches(out, matches, meta)
     kept = matches["src_crop"].nunique()
     log.info("%d pairs below %s (%d of %d source crops matched)", len(matches), max_dist, kept, len(src))

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from epeflow.artifacts.knn import KnnStore
+from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.matches import BOX_COLUMNS, read_matches
 from epeflow.errors import EpeflowError
-from epeflow.features.frames import read_frames
-from epeflow.io import PathLike, atomic_path, read_image, read_table
-from epeflow.matching.knn_store import KnnStore
+from epeflow.io import PathLike, atomic_path, read_image
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +114,14 @@ def run_preview(
     seed: int = 0,
 ) -> None:
     """`epeflow preview`: the pair grid and the distance histogram."""
-    matches, _ = read_table(matches_path)
+    matches, _ = read_matches(matches_path)
     if matches.empty:
         raise EpeflowError(f"{matches_path} has no pairs; rerun `epeflow filter` with a larger max_dist")
     src_paths = read_frames(src_manifest)["path"].astype(str).tolist()
     dst_paths = read_frames(dst_manifest)["path"].astype(str).tolist()
     rows = matches.iloc[pick_pairs(len(matches), pairs, seed)]
-    box = ["r0", "r1", "c0", "c1"]
-    src = load_crops(src_paths, rows["src_frame"].to_numpy(), rows[[f"src_{b}" for b in box]].to_numpy())
-    dst = load_crops(dst_paths, rows["dst_frame"].to_numpy(), rows[[f"dst_{b}" for b in box]].to_numpy())
+    src = load_crops(src_paths, rows["src_frame"].to_numpy(), rows[BOX_COLUMNS["src"]].to_numpy())
+    dst = load_crops(dst_paths, rows["dst_frame"].to_numpy(), rows[BOX_COLUMNS["dst"]].to_numpy())
     render_pair_grid(src, dst, [pair_label(r) for r in rows.itertuples()], grid)
     counts, edges, kept, empty = distance_histogram(KnnStore(knn_path), max_dist)
     if empty:

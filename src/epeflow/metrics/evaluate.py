@@ -15,13 +15,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from epeflow.device import select_device
-from epeflow.features.vgg16 import VGG16, build_vgg16
+from epeflow.common.device import select_device
+from epeflow.common.lpips import LPIPS, build_lpips
+from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, embed_frames, to_model_input
 from epeflow.metrics.frames import EvalFrames, collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import frechet_distance, kid
-from epeflow.metrics.lpips import LPIPS, build_lpips
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from epeflow.features.vgg16 import VGG16
+from epeflow.common.vgg16 import VGG16
 from epeflow.log import progress
 from epeflow.metrics.frames import load_rgb, prefetch, resize_short_side, same_size_batches
 

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from epeflow.artifacts.enhanced import INDEX, frame_path, read_index
+from epeflow.artifacts.manifest import read_frames
 from epeflow.errors import EpeflowError
-from epeflow.features.frames import read_frames
-from epeflow.io import read_image, read_table
+from epeflow.io import read_image
 from epeflow.provenance import marked_random
 
 T = TypeVar("T")
@@ -40,17 +41,8 @@ class EvalFrames:
 
 def enhanced_pairs(enhanced_dir: Path, src_manifest: Path) -> tuple[list[str], list[Path], list[Path], bool]:
     """(ids, source paths, enhanced paths, random flag) of every frame in `<enhanced_dir>/index.parquet`."""
-    index_path = enhanced_dir / "index.parquet"
-    index, meta = read_table(index_path)
-    if "id" not in index.columns:
-        raise EpeflowError(f"{index_path} lacks column `id`; rerun `epeflow enhance` to rewrite it")
-    if index.empty:
-        raise EpeflowError(
-            f"{index_path} lists no enhanced frames; check config keys `enhance.split` and `enhance.max_frames`"
-        )
-    if index["id"].duplicated().any():
-        dup = index.loc[index["id"].duplicated(), "id"].iloc[0]
-        raise EpeflowError(f"{index_path} lists frame id {dup!r} twice; rerun `epeflow enhance`")
+    index_path = enhanced_dir / INDEX
+    index, meta = read_index(enhanced_dir)
     manifest = read_frames(src_manifest)
     source_of = dict(zip(manifest["id"], manifest["path"], strict=True))
     ids = [str(i) for i in index["id"]]
@@ -60,7 +52,7 @@ def enhanced_pairs(enhanced_dir: Path, src_manifest: Path) -> tuple[list[str], l
             f"enhanced frame id {unknown[0]!r} ({len(unknown)} in all) in {index_path} is not in the source "
             f"manifest {src_manifest}; the manifest changed after enhancing: rerun `epeflow enhance`"
         )
-    enhanced = [enhanced_dir / f"{i}.png" for i in ids]
+    enhanced = [frame_path(enhanced_dir, i) for i in ids]
     absent = [p for p in enhanced if not p.is_file()]
     if absent:
         raise EpeflowError(f"enhanced frame {absent[0]} is missing ({len(absent)} in all); rerun `epeflow enhance`")

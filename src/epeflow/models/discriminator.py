@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from epeflow.common.vgg16 import RELU_CHANNELS, RELU_INDEX, VGG16
 from epeflow.config import build_dataclass
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import RELU_CHANNELS, RELU_INDEX, VGG16
 from epeflow.models.generator import num_groups
 
 NUM_LABELS = 194  # MSeg universal taxonomy ids 0..193

@@ -22,7 +22,7 @@ from torch import nn
 
 from epeflow.config import build_dataclass
 
-NUM_MATERIALS = 12  # epeflow.labels.taxonomy.materials_from_cityscapes
+NUM_MATERIALS = 12  # epeflow.common.taxonomy.materials_from_cityscapes
 LEVELS = 4  # resolutions 1, 1/2, 1/4, 1/8: inputs are padded to a multiple of 8
 
 

@@ -3,7 +3,7 @@
 The reference's choices (train_pfd2cs.yaml): least-squares GAN losses summed over the discriminator's
 realness maps, LPIPS-VGG between the source frame and its enhancement (weight 5) so the content stays,
 and a gradient penalty on real crops (weight 0.03) that keeps the discriminator smooth. The perceptual
-distance is `epeflow.metrics.lpips` (shared with evaluation).
+distance is `epeflow.common.lpips` (shared with evaluation).
 """
 
 from __future__ import annotations

@@ -20,15 +20,19 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from epeflow.artifacts import enhanced as enhanced_dir_file
+from epeflow.artifacts.matches import read_matches
+from epeflow.artifacts.metrics import read_metrics
+from epeflow.artifacts.model import read_model
+from epeflow.artifacts.weights import read_weights
 from epeflow.errors import EpeflowError
-from epeflow.io import atomic_path, read_image, read_json, read_table, read_table_meta
+from epeflow.io import atomic_path, read_image
 from epeflow.log import progress
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, marked_random
 from epeflow.report.plots import histogram, training_curves
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "epeflow-model/1"
 THUMBNAIL_WIDTH = 384
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -102,19 +106,7 @@ def read_png_file(path: Path, stage: str) -> bytes:
 
 def load_model_summary(path: Path) -> dict[str, Any]:
     """Everything in model.pt except the generator's weights (plain types; loaded with weights_only)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise EpeflowError(f"{path} does not exist; run `epeflow train` first")
-    try:
-        model = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds here (pickle, zip, runtime)
-        raise EpeflowError(f"{path} cannot be read as an epeflow model ({e}); rerun `epeflow train`") from e
-    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
-        found = model.get("format") if isinstance(model, dict) else type(model).__name__
-        raise EpeflowError(f"{path} is not an epeflow model (format {found!r}, expected {MODEL_FORMAT!r})")
-    return {k: v for k, v in model.items() if k != "generator"}
+    return {k: v for k, v in read_model(path).items() if k != "generator"}
 
 
 def matching_stats(matches: Any, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,7 +128,7 @@ def matching_stats(matches: Any, weights: np.ndarray, meta: Mapping[str, Any]) -
 
 def frame_rows(enhanced_dir: Path, max_frames: int) -> list[FrameRow]:
     """Up to `max_frames` enhanced frames spread over the index, with their source frames, as thumbnails."""
-    index, _ = read_table(enhanced_dir / "index.parquet")
+    index, _ = enhanced_dir_file.read_index(enhanced_dir, allow_empty=True)
     if index.empty:
         return []
     picks = np.unique(np.linspace(0, len(index) - 1, num=min(max_frames, len(index))).round().astype(int))
@@ -144,7 +136,7 @@ def frame_rows(enhanced_dir: Path, max_frames: int) -> list[FrameRow]:
     for i in progress(picks, desc="report frames", unit="frame"):
         entry = index.iloc[int(i)]
         frame_id = str(entry["id"])
-        enhanced = png_bytes(thumbnail(read_image(enhanced_dir / f"{frame_id}.png")))
+        enhanced = png_bytes(thumbnail(read_image(enhanced_dir_file.frame_path(enhanced_dir, frame_id))))
         source_path = entry.get("source_path")
         source = None
         if isinstance(source_path, str) and Path(source_path).is_file():
@@ -290,17 +282,16 @@ def render_html(
 
 def build_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int = 8) -> bool:
     """Write the report HTML atomically; returns whether anything in it was computed with random weights."""
-    metrics_doc = read_json(inputs.metrics)
+    metrics_doc = read_metrics(inputs.metrics)
     model = load_model_summary(inputs.model)
-    matches, matches_meta = read_table(inputs.matches, columns=["src_crop", "src_frame", "dst_frame", "dist"])
-    pair_weights, weights_meta = read_table(inputs.pair_weights, columns=["weight"])
-    if len(pair_weights) != len(matches):
+    matches, matches_meta = read_matches(inputs.matches, ["src_crop", "src_frame", "dst_frame", "dist"])
+    weights, weights_meta = read_weights(inputs.pair_weights)
+    if len(weights) != len(matches):
         raise EpeflowError(
-            f"{inputs.pair_weights} has {len(pair_weights)} rows but {inputs.matches} has {len(matches)}; "
+            f"{inputs.pair_weights} has {len(weights)} rows but {inputs.matches} has {len(matches)}; "
             "the weights are stale: rerun `epeflow weights`"
         )
-    weights = pair_weights["weight"].to_numpy(dtype=np.float64)
-    enhanced_meta = read_table_meta(Path(inputs.enhanced) / "index.parquet")
+    enhanced_meta = enhanced_dir_file.read_index_meta(inputs.enhanced)
 
     flags = {
         "metrics": marked_random(metrics_doc),

@@ -18,57 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.matches import Pairs
 from epeflow.errors import EpeflowError
-from epeflow.io import read_image, read_label, read_table
-
-BOX_COLUMNS = {side: [f"{side}_{c}" for c in ("r0", "r1", "c0", "c1")] for side in ("src", "dst")}
-
-
-@dataclass(frozen=True)
-class Pairs:
-    """Matched crop pairs as arrays (row i = matches.parquet row i) with their sampling weights."""
-
-    src_frame: np.ndarray  # (M,) int64
-    src_box: np.ndarray  # (M, 4) int64: r0, r1, c0, c1
-    dst_frame: np.ndarray  # (M,) int64
-    dst_box: np.ndarray  # (M, 4) int64
-    weight: np.ndarray  # (M,) float64
-    meta: dict[str, Any]  # metadata of matches.parquet (provenance)
-    weight_meta: dict[str, Any]
-
-    def __len__(self) -> int:
-        return len(self.src_frame)
-
-
-def load_pairs(matches_path: Path, weights_path: Path) -> Pairs:
-    """Read matches.parquet and weights.parquet and check they belong together."""
-    columns = ["src_frame", *BOX_COLUMNS["src"], "dst_frame", *BOX_COLUMNS["dst"]]
-    matches, meta = read_table(matches_path)
-    missing = [c for c in columns if c not in matches.columns]
-    if missing:
-        raise EpeflowError(f"{matches_path} lacks columns {missing}; rerun the matching stage (`epeflow filter`)")
-    weights, weight_meta = read_table(weights_path, columns=None)
-    if "weight" not in weights.columns:
-        raise EpeflowError(f"{weights_path} has no `weight` column; rerun `epeflow weights`")
-    if len(weights) != len(matches):
-        raise EpeflowError(
-            f"{weights_path} has {len(weights)} weights but {matches_path} has {len(matches)} pairs; "
-            "they come from different runs: rerun `epeflow weights` on these matches"
-        )
-    if len(matches) == 0:
-        raise EpeflowError(f"{matches_path} has no matched pairs; raise the experiment's `max_dist` or `knn.k`")
-    weight = weights["weight"].to_numpy(dtype=np.float64)
-    if not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
-        raise EpeflowError(f"{weights_path}: weights must be finite, non-negative and not all zero")
-    return Pairs(
-        src_frame=matches["src_frame"].to_numpy(np.int64),
-        src_box=matches[BOX_COLUMNS["src"]].to_numpy(np.int64),
-        dst_frame=matches["dst_frame"].to_numpy(np.int64),
-        dst_box=matches[BOX_COLUMNS["dst"]].to_numpy(np.int64),
-        weight=weight,
-        meta=meta,
-        weight_meta=weight_meta,
-    )
+from epeflow.io import read_image, read_label
 
 
 @dataclass(frozen=True)
@@ -83,14 +36,8 @@ class Frames:
 
 
 def load_frames(manifest_path: Path) -> tuple[Frames, pd.DataFrame]:
-    manifest, _ = read_table(manifest_path)
-    need = ["frame", "id", "path", "height", "width"]
-    missing = [c for c in need if c not in manifest.columns]
-    if missing:
-        raise EpeflowError(f"manifest {manifest_path} lacks columns {missing}; rerun `epeflow manifest`")
-    if not np.array_equal(manifest["frame"].to_numpy(), np.arange(len(manifest))):
-        raise EpeflowError(f"manifest {manifest_path}: column `frame` must be the row number; rerun `epeflow manifest`")
-    gt = manifest["gt_label_path"] if "gt_label_path" in manifest.columns else pd.Series([None] * len(manifest))
+    manifest = read_frames(manifest_path, extra=["gt_label_path"])
+    gt = manifest["gt_label_path"]
     frames = Frames(
         manifest=Path(manifest_path),
         paths=[str(p) for p in manifest["path"]],
@@ -177,7 +124,7 @@ class MatchedPairs(torch.utils.data.Dataset):
 
     def store(self) -> Any:
         if self._store is None:
-            from epeflow.gbuffers import GBufferStore
+            from epeflow.artifacts.gbuffers import GBufferStore
 
             self._store = GBufferStore(self.gbuffers)
         return self._store
@@ -227,7 +174,7 @@ class MatchedPairs(torch.utils.data.Dataset):
         return labels[r0:r1, c0:c1].astype(np.int64)
 
     def _materials(self, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        from epeflow.labels.taxonomy import materials_from_cityscapes
+        from epeflow.common.taxonomy import materials_from_cityscapes
 
         path = self.src.gt_label_paths[frame]
         if path is None:

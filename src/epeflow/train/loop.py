@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from epeflow.features.vgg16 import VGG16
+from epeflow.common.runtime import Runtime, frozen
+from epeflow.common.vgg16 import VGG16
 from epeflow.log import progress
 from epeflow.models.discriminator import DiscriminatorConfig, PerceptualDiscriminator, realism_maps
 from epeflow.models.generator import Generator, GeneratorConfig
 from epeflow.models.losses import LSGANLoss, r1_penalty
-from epeflow.train.runtime import Runtime, frozen
 from epeflow.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)

@@ -13,16 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from epeflow.artifacts import checkpoints as ckpt
+from epeflow.artifacts.matches import load_pairs
+from epeflow.artifacts.model import write_model
+from epeflow.common.lpips import build_lpips
+from epeflow.common.runtime import Runtime
+from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import build_vgg16
 from epeflow.io import read_json
-from epeflow.metrics.lpips import build_lpips
 from epeflow.provenance import any_random, marked_random, stamp
-from epeflow.train import checkpoint as ckpt
-from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, load_pairs, make_loader
+from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, make_loader
 from epeflow.train.loop import Objectives, TrainState, build_state, train_loop
-from epeflow.train.model_file import save_model
-from epeflow.train.runtime import Runtime
 from epeflow.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,8 @@ def run_training(
     allow_random: bool,
 ) -> TrainState:
     """Train (or continue training) and write `out`; CPU threads are the caller's choice (torch.set_num_threads)."""
-    from epeflow.gbuffers import GBufferStore
-    from epeflow.matching.sampler import WeightedPairSampler
+    from epeflow.artifacts.gbuffers import GBufferStore
+    from epeflow.train.sampler import WeightedPairSampler
 
     settings = TrainSettings.from_spec(dict(spec))
     runtime = Runtime.detect(settings.amp, settings.device)
@@ -132,7 +133,7 @@ def run_training(
         device=str(runtime.device),
     )
     if runtime.is_main:
-        save_model(out, state.generator, gbuffer_info(store), settings.to_dict(), provenance,
-                   state.losses.final_history(state.iteration))
+        write_model(out, state.generator.state_dict(), state.generator.config_dict(), gbuffer_info(store),
+                    settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
     return state

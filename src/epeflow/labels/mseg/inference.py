@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from epeflow.device import select_device
+from epeflow.common.device import select_device
 from epeflow.errors import EpeflowError
 from epeflow.labels.mseg.checkpoint import build_mseg
 from epeflow.labels.mseg.hrnet import HRNetV2

@@ -1,4 +1,4 @@
-"""MSeg as a labelling method of the labels stage (see epeflow.labels.writer).
+"""MSeg as a labelling method of the labels stage (see epeflow.artifacts.labels).
 
 The writer hands over the frames still to label and writes each map as it arrives, so a killed job
 resumes; here frames are decoded ahead on a thread pool while the network labels the current one

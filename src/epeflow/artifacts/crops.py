@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from epeflow.errors import EpeflowError
-from epeflow.features.chunked import (
+from epeflow.artifacts.zarr_rows import (
     RowWriter,
     check_arrays,
     create_rows_array,
@@ -24,6 +23,7 @@ from epeflow.features.chunked import (
     plain_attrs,
     read_rows,
 )
+from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, atomic_path
 from epeflow.log import progress
 from epeflow.provenance import stamp

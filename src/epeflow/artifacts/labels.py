@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from epeflow import io
+from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED
 from epeflow.errors import EpeflowError
-from epeflow.labels.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED
 from epeflow.log import progress
 from epeflow.provenance import stamp
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epeflow.datasets.scene import CURB, Camera, City, Kind, Scene
+from epeflow.demo.scene import CURB, Camera, City, Kind, Scene
 
 NEAR = 0.05  # metres; nearer hits are ignored
 FAR_DEPTH = 1000.0  # depth written for the sky

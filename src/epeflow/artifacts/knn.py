@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import zarr
 
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.zarr_rows import RowWriter, check_arrays, create_rows_array, open_group_checked, plain_attrs
+from epeflow.artifacts.zarr_rows import read_rows as _read_rows
 from epeflow.errors import EpeflowError
-from epeflow.features.chunked import RowWriter, check_arrays, create_rows_array, open_group_checked, plain_attrs
-from epeflow.features.chunked import read_rows as _read_rows
-from epeflow.features.crop_store import CropStore
 from epeflow.io import PathLike, atomic_path
 from epeflow.log import progress
 from epeflow.provenance import any_random, stamp

@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epeflow.artifacts.crops import FEATURE_DIM, FEATURE_NAME, CropStore, create_crop_store, mark_complete
+from epeflow.artifacts.knn import METRIC, KnnStore, create_knn_store
+from epeflow.artifacts.manifest import manifest_columns, read_frames, read_manifest_meta
+from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, read_matches, write_matches
+from epeflow.artifacts.weights import read_weights, write_weights
 from epeflow.errors import EpeflowError
-from epeflow.features.crop_store import FEATURE_DIM, FEATURE_NAME, CropStore, create_crop_store, mark_complete
-from epeflow.features.frames import read_frames
-from epeflow.io import PathLike, atomic_path, read_table, write_table
+from epeflow.io import PathLike, atomic_path
 from epeflow.matching.coverage_weights import frame_weights
-from epeflow.matching.filter import BOX, MATCH_COLUMNS
 from epeflow.matching.knn import KnnSettings, knn_search
-from epeflow.matching.knn_store import METRIC, KnnStore, create_knn_store
 from epeflow.provenance import stamp
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ def import_knn(knn_npz: PathLike, out: PathLike, chunk_rows: int = 65536) -> Non
 
 def export_matches(matches: PathLike, src_manifest: PathLike, dst_manifest: PathLike, out_csv: PathLike) -> None:
     """matches.parquet + both manifests -> matched-crops csv."""
-    df, _ = read_table(matches)
+    df, _ = read_matches(matches)
     src_paths = read_frames(src_manifest)["path"].to_numpy(dtype=object)
     dst_paths = read_frames(dst_manifest)["path"].to_numpy(dtype=object)
     src_frame, dst_frame = df["src_frame"].to_numpy(np.int64), df["dst_frame"].to_numpy(np.int64)
@@ -366,7 +367,7 @@ def import_matches(
     cols.update({"dist": dist[src, rank], "rank": rank})
     matches = pd.DataFrame({name: np.asarray(cols[name]).astype(dtype) for name, dtype in MATCH_COLUMNS.items()})
     random_weights = bool(knn_store.random_weights or src_store.random_weights or dst_store.random_weights)
-    write_table(
+    write_matches(
         out,
         matches,
         {
@@ -384,10 +385,8 @@ def import_matches(
 
 def export_weights(weights: PathLike, out_npz: PathLike) -> Path:
     """weights.parquet -> npz `w` (N, 1) float64."""
-    df, meta = read_table(weights)
-    if "weight" not in df.columns:
-        raise EpeflowError(f"{weights} has no `weight` column; rerun `epeflow weights`")
-    return write_npz(out_npz, attrs=meta, w=df["weight"].to_numpy(np.float64).reshape(-1, 1))
+    w, meta = read_weights(weights)
+    return write_npz(out_npz, attrs=meta, w=w.reshape(-1, 1))
 
 
 def import_weights(weights_npz: PathLike, out: PathLike) -> None:
@@ -396,7 +395,7 @@ def import_weights(weights_npz: PathLike, out: PathLike) -> None:
     w = arrays["w"].astype(np.float64).reshape(-1)
     if meta is None:
         meta = {"random_weights": False, "provenance": stamp(False, imported_from=str(weights_npz))}
-    write_table(out, pd.DataFrame({"weight": w}), meta)
+    write_weights(out, w, meta)
 
 
 def export_filelist(
@@ -408,8 +407,9 @@ def export_filelist(
 ) -> int:
     """An EPE file list (`image,robust_label,gbuffer,gt_label` for synthetic datasets, `image,robust_label`
     for real ones, or the given columns); robust labels from `labels_dir/<id>.png` when given."""
-    table, meta = read_table(manifest)
-    frames = read_frames(manifest, extra=[c for c in ("split", *FILELIST_COLUMNS.values()) if c in table.columns])
+    meta = read_manifest_meta(manifest)
+    present = manifest_columns(manifest)
+    frames = read_frames(manifest, extra=[c for c in ("split", *FILELIST_COLUMNS.values()) if c in present])
     if columns is None:
         columns = list(FILELIST_COLUMNS) if meta.get("role") == "synthetic" else ["image", "robust_label"]
     unknown = [c for c in columns if c not in FILELIST_COLUMNS]

@@ -16,7 +16,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from epeflow.device import select_device
+from epeflow.common.device import select_device
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ UNLABELED = 255
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
-    text = resources.files("epeflow.labels").joinpath("data", name).read_text()
+    text = resources.files("epeflow.common").joinpath("data", name).read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     return list(csv.DictReader(lines, delimiter="\t"))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from epeflow.datasets.render import Surfaces
-from epeflow.datasets.scene import Kind
+from epeflow.demo.render import Surfaces
+from epeflow.demo.scene import Kind
 
 GBUFFER_NAMES = ("depth", "normal_x", "normal_y", "normal_z", "albedo_r", "albedo_g", "albedo_b", "shading",
                  "sky_light")

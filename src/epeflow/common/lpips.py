@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from epeflow.common.vgg16 import RELU_CHANNELS, VGG16, build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import RELU_CHANNELS, VGG16, build_vgg16
 from epeflow.weights import OFFICIAL, load_state_dict, resolve_weights
 
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")

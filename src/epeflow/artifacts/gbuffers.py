@@ -29,9 +29,9 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from epeflow import io
+from epeflow.common.moments import Moments, combine_all, frame_moments
+from epeflow.common.resample import apply_window, upsample, window_for
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers.resample import apply_window, upsample, window_for
-from epeflow.gbuffers.stats import Moments, combine_all, frame_moments
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ FORMAT = "epeflow-gbuffers/1"
 _COMPRESSOR = BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")  # byte shuffle suits float16
 _MOMENT_ROWS = 4096
 _MIN_STD = 1e-6  # channels flatter than this are only centred, not scaled, on read
+
+
+def normalize_gbuffers(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(C, H, W) raw G-buffers minus `mean`, over `std` per channel: the one normalisation training and
+    enhancement both use (flat channels only centred)."""
+    std = np.where(std > _MIN_STD, std, 1.0).astype(np.float32)
+    return (raw - mean[:, None, None].astype(np.float32)) / std[:, None, None]
 
 
 def fingerprint(settings: Mapping[str, Any]) -> str:
@@ -240,8 +247,7 @@ class GBufferStore:
             raise IndexError(f"frame {frame} is not in {self.path} ({len(self)} frames)")
 
     def _normalize(self, data: np.ndarray) -> np.ndarray:
-        std = np.where(self.std > _MIN_STD, self.std, 1.0).astype(np.float32)
-        return (data - self.mean[:, None, None]) / std[:, None, None]
+        return normalize_gbuffers(data, self.mean, self.std)
 
     def read(self, frame: int, size: tuple[int, int] | None = None, normalize: bool = True) -> np.ndarray:
         """(C, H, W) float32 at `size` (default: the frame's full size), upsampled bicubically when stored smaller."""

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from epeflow.artifacts.labels import STATE_FILE, per_frame, write_labels
 from epeflow.errors import EpeflowError
-from epeflow.labels.writer import STATE_FILE, per_frame, write_labels
 
 
 def _frames(n=5, h=4, w=6) -> pd.DataFrame:

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from crop_fixtures import make_dataset
 
+from epeflow.artifacts.manifest import read_frames
 from epeflow.errors import EpeflowError
-from epeflow.features.frames import read_frames
 from epeflow.io import read_table, write_table
 
 

@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image
 
 from epeflow import io
+from epeflow.common.taxonomy import colorize, universal_from_cityscapes
 from epeflow.config import validate_dataset
-from epeflow.datasets.looks import (
+from epeflow.demo.looks import (
     CHANNEL_GROUPS,
     GBUFFER_NAMES,
     NoiseTexture,
@@ -32,11 +33,10 @@ from epeflow.datasets.looks import (
     shade_synthetic,
     to_uint8,
 )
-from epeflow.datasets.preview import contact_sheet
-from epeflow.datasets.render import render
-from epeflow.datasets.scene import MAX_SPEED, VIEW_DEPTH, City, camera_path, make_scene
+from epeflow.demo.preview import contact_sheet
+from epeflow.demo.render import render
+from epeflow.demo.scene import MAX_SPEED, VIEW_DEPTH, City, camera_path, make_scene
 from epeflow.errors import EpeflowError
-from epeflow.labels.taxonomy import colorize, universal_from_cityscapes
 from epeflow.log import progress
 
 log = logging.getLogger(__name__)

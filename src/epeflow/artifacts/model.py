@@ -1,4 +1,8 @@
-"""model.pt: the trained generator with everything needed to use it, as a plain dict (weights_only loadable)."""
+"""model.pt: the trained generator with everything needed to use it, as a plain dict (weights_only loadable).
+
+Keys: format, generator (state dict), generator_config, gbuffers (channel names, mean, std), train
+(settings), provenance, history (losses). Building the network from it is `epeflow.models.load_generator`.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,25 @@ from typing import Any
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.io import atomic_path
-from epeflow.models.generator import Generator
+from epeflow.io import PathLike, atomic_path
 
 MODEL_FORMAT = "epeflow-model/1"
 
 
-def save_model(
-    path: Path,
-    generator: Generator,
+def write_model(
+    path: PathLike,
+    generator_state: Mapping[str, torch.Tensor],
+    generator_config: Mapping[str, Any],
     gbuffers: Mapping[str, Any],
     train: Mapping[str, Any],
     provenance: Mapping[str, Any],
     history: Mapping[str, list],
 ) -> None:
     """Write model.pt atomically; tensors are saved contiguous on the CPU so any machine can load them."""
-    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     model = {
         "format": MODEL_FORMAT,
-        "generator": state,
-        "generator_config": generator.config_dict(),
+        "generator": {k: v.detach().cpu().contiguous() for k, v in generator_state.items()},
+        "generator_config": dict(generator_config),
         "gbuffers": dict(gbuffers),
         "train": dict(train),
         "provenance": dict(provenance),
@@ -38,8 +41,8 @@ def save_model(
         torch.save(model, tmp)
 
 
-def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
-    """The generator of model.pt in eval mode on the CPU, and the whole model dict."""
+def read_model(path: PathLike) -> dict[str, Any]:
+    """The model dict, checked to be an epeflow model."""
     path = Path(path)
     if not path.is_file():
         raise EpeflowError(f"model {path} does not exist; run `epeflow train` first")
@@ -50,9 +53,4 @@ def load_generator(path: str | Path) -> tuple[Generator, dict[str, Any]]:
     if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
         found = model.get("format") if isinstance(model, dict) else type(model).__name__
         raise EpeflowError(f"{path} is not an epeflow model (format {found!r}, expected {MODEL_FORMAT!r})")
-    generator = Generator.from_config(model["generator_config"])
-    try:
-        generator.load_state_dict(model["generator"])
-    except RuntimeError as e:
-        raise EpeflowError(f"model {path}: generator weights do not fit its config ({e})") from e
-    return generator.eval(), model
+    return model
