@@ -167,7 +167,7 @@ def test_image_not_matching_the_manifest_is_an_error(tmp_path):
 def test_settings_errors_name_the_key(data):
     with pytest.raises(EpeflowError, match=r"`crops.size`: 32 is smaller than VGG16's receptive field"):
         CropSettings.from_spec({**SPEC, "padding": "none"})
-    with pytest.raises(EpeflowError, match=r"crops settings: unknown key\(s\)"):
+    with pytest.raises(EpeflowError, match=r"config key `crops`: unknown key\(s\) 'sizes'"):
         CropSettings.from_spec({"sizes": 3})
     with pytest.raises(EpeflowError, match="--shard"):
         run_crops(data["manifest"], data["stats"], data["root"] / "x.zarr", 3, 3, SPEC, data["weights"], True)

@@ -124,7 +124,7 @@ def test_errors_name_the_config_key():
         knn_search(q, rng.random((4, 8)), KnnSettings(k=1))
     with pytest.raises(EpeflowError, match="`knn.index`"):
         KnnSettings.from_spec({"index": "hnsw"})
-    with pytest.raises(EpeflowError, match=r"knn settings: unknown key\(s\)"):
+    with pytest.raises(EpeflowError, match=r"config key `knn`: unknown key\(s\) 'kk'"):
         KnnSettings.from_spec({"kk": 3})
     if not (hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0):
         with pytest.raises(EpeflowError, match="`knn.device` is `cuda`"):

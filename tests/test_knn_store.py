@@ -3,9 +3,9 @@ import pytest
 from crop_fixtures import random_crop_store
 
 from epeflow.artifacts.crops import CropStore
-from epeflow.artifacts.knn import KnnStore, write_knn_store
+from epeflow.artifacts.knn import KnnStore
 from epeflow.errors import EpeflowError
-from epeflow.matching.knn import KnnSettings, knn_search
+from epeflow.matching.knn import KnnSettings, knn_search, run_knn
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def stores(tmp_path):
 def test_store_holds_the_neighbours_of_every_source_crop(tmp_path, stores):
     src, dst = stores
     out = tmp_path / "knn.zarr"
-    write_knn_store(src, dst, out, {"k": 3, "chunk_size": 5}, threads=1)
+    run_knn(src, dst, out, {"k": 3, "chunk_size": 5}, threads=1)
     knn = KnnStore(out)
     features_src = CropStore(src).read(0, 24)
     features_dst = CropStore(dst).read(0, 15)
@@ -36,7 +36,7 @@ def test_mismatched_feature_sizes_name_both_stores(tmp_path, stores):
     src, _ = stores
     other = random_crop_store(tmp_path / "other.zarr", 3, 2, (20, 30), seed=3, dim=256)
     with pytest.raises(EpeflowError, match=r"src\.zarr has 512-d features, .*other\.zarr has 256-d"):
-        write_knn_store(src, other, tmp_path / "knn.zarr", {"k": 1})
+        run_knn(src, other, tmp_path / "knn.zarr", {"k": 1})
     assert not (tmp_path / "knn.zarr").exists()
 
 
@@ -44,7 +44,7 @@ def test_incomplete_knn_store_is_an_error(tmp_path, stores):
     import zarr
 
     out = tmp_path / "knn.zarr"
-    write_knn_store(*stores, out, {"k": 2})
+    run_knn(*stores, out, {"k": 2})
     zarr.open_group(str(out), mode="a").attrs["complete"] = False
     with pytest.raises(EpeflowError, match=r"knn\.zarr is incomplete"):
         KnnStore(out)

@@ -23,6 +23,7 @@ from epeflow.errors import EpeflowError
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 T = TypeVar("T")
 SOURCE_KINDS = ("images", "filelist", "video", "demo")
+VGG_RECEPTIVE_FIELD = 196  # relu5_3 of an unpadded VGG16 sees 196x196 pixels
 
 
 @cache
@@ -100,6 +101,34 @@ def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str,
     return entry
 
 
+@cache
+def _defaults(definition: str) -> str:
+    return json.dumps(validate_section(definition, {}, (definition,)))
+
+
+def section_defaults(definition: str) -> dict[str, Any]:
+    """The schema's defaults of a section: the one place defaults are written (settings classes read them)."""
+    return json.loads(_defaults(definition))
+
+
+def settings_from_spec(cls: type[T], definition: str, spec: Mapping[str, Any] | None, where: tuple[str, ...]) -> T:
+    """The one path from a `--spec` section to settings: schema validation with defaults filled in, then
+    the frozen dataclass `cls` (JSON lists become tuples where the field is a tuple)."""
+    values = validate_section(definition, dict(spec or {}), where)
+    tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
+    values = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in values.items()}
+    return build_dataclass(cls, values, f"config key `{key_path(where)}`")
+
+
+def check_crop_fits_vgg(crops: Mapping[str, Any], where: str) -> str | None:
+    """Without padding a crop must cover VGG16's relu5_3 receptive field; the problem, or None."""
+    if crops["padding"] == "none" and crops["size"] < VGG_RECEPTIVE_FIELD:
+        return (f"config key `{where}.size`: {crops['size']} is smaller than VGG16's receptive field "
+                f"({VGG_RECEPTIVE_FIELD}) without padding; use size >= {VGG_RECEPTIVE_FIELD} or set "
+                f"`{where}.padding: zero`")
+    return None
+
+
 def _cross_check(cfg: dict[str, Any]) -> None:
     """Checks a schema cannot express well, with messages that say what to change."""
     problems: list[str] = []
@@ -128,11 +157,8 @@ def _cross_check(cfg: dict[str, Any]) -> None:
                 "(Cityscapes ids) for the generator's material maps; set it or give them in a `filelist`"
             )
         crops = ds["crops"]
-        if crops["padding"] == "none" and crops["size"] < 196:
-            problems.append(
-                f"config key `datasets.{name}.crops.size`: {crops['size']} is smaller than VGG16's receptive "
-                "field (196) without padding; use size >= 196 or set `crops.padding: zero`"
-            )
+        if problem := check_crop_fits_vgg(crops, f"datasets.{name}.crops"):
+            problems.append(problem)
         if "demo" in ds:
             demo = ds["demo"]
             if min(demo["height"], demo["width"]) < crops["size"]:

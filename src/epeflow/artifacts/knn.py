@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,7 @@ from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.zarr_rows import RowWriter, check_arrays, create_rows_array, open_group_checked, plain_attrs
 from epeflow.artifacts.zarr_rows import read_rows as _read_rows
 from epeflow.errors import EpeflowError
-from epeflow.io import PathLike, atomic_path
-from epeflow.log import progress
-from epeflow.provenance import any_random, stamp
+from epeflow.io import PathLike
 
 log = logging.getLogger(__name__)
 
@@ -98,42 +95,3 @@ def check_same_dim(src: CropStore, dst: CropStore) -> None:
             f"crop features differ: {src.path} holds {src.attrs.get('feature')!r}, {dst.path} holds "
             f"{dst.attrs.get('feature')!r}; rebuild them with one config"
         )
-
-
-def write_knn_store(
-    src_path: PathLike, dst_path: PathLike, out: PathLike, spec: Mapping[str, Any], threads: int = 1
-) -> None:
-    """`epeflow knn`: k nearest target crops of every source crop into knn.zarr (atomic)."""
-    import faiss
-
-    from epeflow.matching.knn import KnnSettings, run_knn
-
-    settings = KnnSettings.from_spec(spec)
-    faiss.omp_set_num_threads(max(1, threads))
-    src, dst = CropStore(src_path, dim=None), CropStore(dst_path, dim=None)
-    check_same_dim(src, dst)
-    chunk = settings.chunk_size
-    random_weights = any_random(src.random_weights, dst.random_weights)
-    attrs = {
-        **{k: v for k, v in asdict(settings).items() if k != "chunk_size"},
-        "metric": METRIC,
-        "num_source": len(src),
-        "num_target": len(dst),
-        "source": str(src_path),
-        "target": str(dst_path),
-        "random_weights": random_weights,
-        "provenance": stamp(random_weights),
-    }
-    log.info("k-NN (%s, k=%d) of %d source crops among %d target crops", settings.index, settings.k, len(src), len(dst))
-    missing = 0
-    with atomic_path(out) as tmp:
-        group, writer = create_knn_store(tmp, len(src), settings.k, min(chunk, max(1, len(src))), attrs)
-        results = run_knn(lambda: src.iter_chunks(chunk), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings)
-        n_chunks = -(-len(src) // chunk)
-        for _, dist, index in progress(results, "k-NN", total=n_chunks, unit="chunk"):
-            missing += int((index < 0).sum())
-            writer.append(index=index.astype(np.int64), dist=dist.astype(np.float32))
-        writer.close()
-        group.attrs["complete"] = True
-    if missing:
-        log.warning("%d neighbour slots are empty (index -1): raise `knn.nprobe` for the IVF index", missing)

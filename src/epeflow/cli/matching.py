@@ -66,9 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _knn(args: argparse.Namespace) -> int:
-    from epeflow.artifacts.knn import write_knn_store
+    from epeflow.matching.knn import run_knn
 
-    write_knn_store(args.src, args.dst, args.out, spec(args), args.threads)
+    run_knn(args.src, args.dst, args.out, spec(args), args.threads)
     return 0
 
 

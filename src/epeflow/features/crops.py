@@ -23,7 +23,7 @@ from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_comple
 from epeflow.artifacts.manifest import read_frames
 from epeflow.common.device import select_device
 from epeflow.common.vgg16 import VGG16, build_vgg16
-from epeflow.config import build_dataclass
+from epeflow.config import check_crop_fits_vgg, section_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes, shard_range
 from epeflow.io import PathLike, atomic_path, read_image
@@ -32,34 +32,32 @@ from epeflow.provenance import stamp
 
 log = logging.getLogger(__name__)
 
-VGG_RECEPTIVE_FIELD = 196  # relu5_3 of an unpadded VGG16 sees 196x196 pixels
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+_DEFAULTS = section_defaults("crops")
 
 
 @dataclass(frozen=True)
 class CropSettings:
-    """The `crops` config section (defaults as in the schema)."""
+    """The `crops` config section; defaults are the schema's."""
 
-    per_image: int = 15
-    size: int = 196
-    padding: str = "none"
-    seed: int = 0
-    batch_size: int = 32
-    num_workers: int = 2
-    chunk_size: int = 4096
-    stats_frames: int = 1000
-    shards: int = 1
+    per_image: int = _DEFAULTS["per_image"]
+    size: int = _DEFAULTS["size"]
+    padding: str = _DEFAULTS["padding"]
+    seed: int = _DEFAULTS["seed"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    num_workers: int = _DEFAULTS["num_workers"]
+    chunk_size: int = _DEFAULTS["chunk_size"]
+    stats_frames: int = _DEFAULTS["stats_frames"]
+    shards: int = _DEFAULTS["shards"]
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> CropSettings:
-        settings = build_dataclass(cls, spec, "--spec crops settings")
-        if settings.padding not in ("none", "zero"):
-            raise EpeflowError(f"config key `crops.padding`: {settings.padding!r} is not one of: none, zero")
-        if settings.padding == "none" and settings.size < VGG_RECEPTIVE_FIELD:
-            raise EpeflowError(
-                f"config key `crops.size`: {settings.size} is smaller than VGG16's receptive field "
-                f"({VGG_RECEPTIVE_FIELD}) without padding; use size >= 196 or set `crops.padding: zero`"
-            )
+        where = ("crops",)
+        settings = settings_from_spec(cls, "crops", spec, where)
+        if problem := check_crop_fits_vgg({"size": settings.size, "padding": settings.padding}, ".".join(where)):
+            raise EpeflowError(problem)
         return settings
 
 

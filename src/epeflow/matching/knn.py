@@ -15,14 +15,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import faiss
 import numpy as np
 
-from epeflow.config import build_dataclass
+from epeflow.artifacts.crops import CropStore
+from epeflow.artifacts.knn import METRIC, check_same_dim, create_knn_store
+from epeflow.config import section_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
+from epeflow.io import PathLike, atomic_path
+from epeflow.log import progress
+from epeflow.provenance import any_random, stamp
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +36,25 @@ KnnChunk = tuple[int, np.ndarray, np.ndarray]  # (start, dist (n, k) float32, in
 INDEX_KINDS = ("flat", "ivf", "ivfpq")
 
 
+_DEFAULTS = section_defaults("knn")
+
+
 @dataclass(frozen=True)
 class KnnSettings:
-    """The experiment's `knn` config section (defaults as in the schema)."""
+    """The experiment's `knn` config section; defaults are the schema's."""
 
-    k: int = 10
-    index: str = "flat"
-    nlist: int | None = None
-    nprobe: int = 16
-    pq_m: int = 64
-    chunk_size: int = 65536
-    device: str = "auto"
-    seed: int = 0  # of the IVF training sample
+    k: int = _DEFAULTS["k"]
+    index: str = _DEFAULTS["index"]
+    nlist: int | None = _DEFAULTS["nlist"]
+    nprobe: int = _DEFAULTS["nprobe"]
+    pq_m: int = _DEFAULTS["pq_m"]
+    chunk_size: int = _DEFAULTS["chunk_size"]
+    device: str = _DEFAULTS["device"]
+    seed: int = _DEFAULTS["seed"]  # of the IVF training sample
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> KnnSettings:
-        settings = build_dataclass(cls, spec, "--spec knn settings")
-        if settings.index not in INDEX_KINDS:
-            raise EpeflowError(f"config key `knn.index`: {settings.index!r} is not one of: {', '.join(INDEX_KINDS)}")
-        if settings.device not in ("auto", "cpu", "cuda"):
-            raise EpeflowError(f"config key `knn.device`: {settings.device!r} is not one of: auto, cpu, cuda")
-        if settings.k < 1 or settings.chunk_size < 1 or settings.nprobe < 1:
-            raise EpeflowError("config keys `knn.k`, `knn.chunk_size` and `knn.nprobe` must be at least 1")
+        settings = settings_from_spec(cls, "knn", spec, ("knn",))
         return settings
 
 
@@ -164,7 +166,7 @@ def build_ivf_index(database: ChunkSource, n_db: int, dim: int, settings: KnnSet
     return index
 
 
-def run_knn(
+def search_chunks(
     queries: ChunkSource, database: ChunkSource, n_db: int, dim: int, settings: KnnSettings
 ) -> Iterator[KnnChunk]:
     """k-NN of every query row among the database rows (both raw features; normalised here)."""
@@ -189,7 +191,7 @@ def knn_search(queries: np.ndarray, database: np.ndarray, settings: KnnSettings)
     if queries.shape[1] != database.shape[1]:
         raise EpeflowError(f"feature sizes differ: queries {queries.shape[1]}, database {database.shape[1]}")
     chunks = list(
-        run_knn(
+        search_chunks(
             array_source(queries, settings.chunk_size),
             array_source(database, settings.chunk_size),
             len(database),
@@ -200,3 +202,40 @@ def knn_search(queries: np.ndarray, database: np.ndarray, settings: KnnSettings)
     if not chunks:
         return np.zeros((0, settings.k), np.float32), np.zeros((0, settings.k), np.int64)
     return np.concatenate([c[1] for c in chunks]), np.concatenate([c[2] for c in chunks])
+
+
+def run_knn(
+    src_path: PathLike, dst_path: PathLike, out: PathLike, spec: Mapping[str, Any], threads: int = 1
+) -> None:
+    """`epeflow knn`: k nearest target crops of every source crop into knn.zarr (atomic)."""
+    settings = KnnSettings.from_spec(spec)
+    faiss.omp_set_num_threads(max(1, threads))
+    src, dst = CropStore(src_path, dim=None), CropStore(dst_path, dim=None)
+    check_same_dim(src, dst)
+    chunk = settings.chunk_size
+    random_weights = any_random(src.random_weights, dst.random_weights)
+    attrs = {
+        **{k: v for k, v in asdict(settings).items() if k != "chunk_size"},
+        "metric": METRIC,
+        "num_source": len(src),
+        "num_target": len(dst),
+        "source": str(src_path),
+        "target": str(dst_path),
+        "random_weights": random_weights,
+        "provenance": stamp(random_weights),
+    }
+    log.info("k-NN (%s, k=%d) of %d source crops among %d target crops", settings.index, settings.k, len(src), len(dst))
+    missing = 0
+    with atomic_path(out) as tmp:
+        group, writer = create_knn_store(tmp, len(src), settings.k, min(chunk, max(1, len(src))), attrs)
+        results = search_chunks(
+            lambda: src.iter_chunks(chunk), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings
+        )
+        n_chunks = -(-len(src) // chunk)
+        for _, dist, index in progress(results, "k-NN", total=n_chunks, unit="chunk"):
+            missing += int((index < 0).sum())
+            writer.append(index=index.astype(np.int64), dist=dist.astype(np.float32))
+        writer.close()
+        group.attrs["complete"] = True
+    if missing:
+        log.warning("%d neighbour slots are empty (index -1): raise `knn.nprobe` for the IVF index", missing)

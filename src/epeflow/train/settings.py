@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from epeflow.config import validate_section
+from epeflow.config import settings_from_spec
 
 # Settings that change how long or how visibly a run goes, not what it computes: a checkpoint written under
 # other values of these is still the same run.
@@ -44,10 +44,7 @@ class TrainSettings:
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
         """From the experiment's `train` section (as `--spec` passes it); errors name the config key."""
-        s = validate_section("train", spec, ("experiments", "<exp>", "train"))
-        s["betas"] = tuple(s["betas"])
-        s["discriminator_layers"] = tuple(s["discriminator_layers"])
-        return cls(**s)
+        return settings_from_spec(cls, "train", spec, ("experiments", "<exp>", "train"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (stored in model.pt and checkpoints)."""
