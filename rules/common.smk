@@ -25,11 +25,6 @@ def experiment(wildcards):
     return config["experiments"][wildcards.exp]
 
 
-def dataset_of(role):
-    """Name of an experiment's source or target dataset."""
-    return lambda wc: experiment(wc)[role]
-
-
 def dataset_path(role, artifact):
     """results/datasets/<source|target of the experiment>/<artifact>."""
     return lambda wc: f"results/datasets/{experiment(wc)[role]}/{artifact}"

@@ -236,20 +236,6 @@ def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
     return validate_config(cfg)
 
 
-def dataset(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
-    try:
-        return cfg["datasets"][name]
-    except KeyError:
-        raise EpeflowError(f"config key `datasets.{name}` does not exist") from None
-
-
-def experiment(cfg: Mapping[str, Any], name: str) -> dict[str, Any]:
-    try:
-        return cfg["experiments"][name]
-    except KeyError:
-        raise EpeflowError(f"config key `experiments.{name}` does not exist") from None
-
-
 def build_dataclass(cls: type[T], values: Mapping[str, Any], what: str) -> T:
     """Settings dataclass from a plain dict; unknown keys are an error naming them and the allowed ones."""
     known = {f.name for f in dataclasses.fields(cls)}

@@ -24,7 +24,9 @@ COMMAND_MODULES = (
     "crops",
     "matching",
     "train",
+    "enhance",
     "evaluate",
+    "report",
     "epe",
     "tools",
 )

@@ -1,4 +1,4 @@
-"""CLI commands of the evaluate stage: `evaluate` (metrics.json) and `report` (report.html)."""
+"""CLI command of the evaluate stage: `evaluate` (metrics.json)."""
 
 from __future__ import annotations
 
@@ -27,25 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiment", default=None, help="experiment name (default: the folder of OUT)")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser(
-        "report",
-        help="one self-contained HTML report of an experiment",
-        description="Write an HTML file with images inlined: a red banner when anything was computed with "
-        "random weights, the experiment summary, metrics (enhanced vs source baseline) with provenance, "
-        "training curves, matching statistics and histograms, and a source | enhanced image grid.",
-    )
-    p.add_argument("experiment", help="experiment name")
-    p.add_argument("out", type=path_arg, help="report.html to write")
-    p.add_argument("--metrics", type=path_arg, required=True, help="metrics.json from `epeflow evaluate`")
-    p.add_argument("--model", type=path_arg, required=True, help="model.pt from `epeflow train`")
-    p.add_argument("--enhanced", type=path_arg, required=True, help="enhanced frame folder")
-    p.add_argument("--matches", type=path_arg, required=True, help="matches.parquet of the matching stage")
-    p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weights)")
-    p.add_argument("--preview", type=path_arg, required=True, help="preview.png of matched crops")
-    p.add_argument("--distances", type=path_arg, required=True, help="distances.png (kNN distance histogram)")
-    p.add_argument("--max-frames", type=int, default=8, help="frames in the source | enhanced grid")
-    p.set_defaults(func=_report)
-
 
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
@@ -62,14 +43,4 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.allow_random_weights, experiment, threads=args.threads,
     )
     write_metrics(args.out, doc)
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from epeflow.report.report import ReportInputs, build_report
-
-    inputs = ReportInputs(
-        args.metrics, args.model, args.enhanced, args.matches, args.pair_weights, args.preview, args.distances
-    )
-    build_report(args.experiment, args.out, inputs, max_frames=args.max_frames)
     return 0

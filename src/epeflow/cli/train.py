@@ -1,4 +1,4 @@
-"""CLI commands of the train stage: `train` (resumable GAN training) and `enhance` (held-out frames)."""
+"""CLI command of the train stage: `train` (resumable GAN training)."""
 
 from __future__ import annotations
 
@@ -31,21 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser(
-        "enhance",
-        help="enhance held-out synthetic frames with a trained model",
-        description="Run the trained generator on whole frames of the configured split of the synthetic "
-        "dataset and write <id>.png per frame plus index.parquet into OUT_DIR. Finished frames of the same "
-        "model are kept when a killed job is rerun.",
-    )
-    p.add_argument("model", type=path_arg, help="model.pt written by `epeflow train`")
-    p.add_argument("manifest", type=path_arg, help="manifest.parquet of the synthetic dataset")
-    p.add_argument("gbuffers", type=path_arg, help="gbuffers.zarr of the synthetic dataset")
-    p.add_argument("out_dir", type=path_arg, help="folder to write (created atomically)")
-    add_spec(p, "the experiment's `enhance`")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    p.set_defaults(func=_enhance)
-
 
 def _train(args: argparse.Namespace) -> int:
     import torch
@@ -59,14 +44,4 @@ def _train(args: argparse.Namespace) -> int:
         checkpoints=args.checkpoints, out=args.out, spec=spec(args), weights=spec(args, "weights"),
         allow_random=args.allow_random_weights,
     )
-    return 0
-
-
-def _enhance(args: argparse.Namespace) -> int:
-    import torch
-
-    from epeflow.enhance import enhance
-
-    torch.set_num_threads(max(1, args.threads))
-    enhance(args.model, args.manifest, args.gbuffers, args.out_dir, spec(args))
     return 0
