@@ -47,6 +47,18 @@ class PatchGANConfig:
         return build_dataclass(cls, dict(values), "patchgan config")
 
 
+@torch.no_grad()
+def settle_spectral_norm(module: nn.Module, steps: int = 20) -> None:
+    """Power-iterate every spectral-normed weight's `_u`/`_v` so that sigma is right from the start (torch starts
+    them random and steps once per training forward; an untrained model in eval mode would scale by ~1/0)."""
+    for m in module.modules():
+        if hasattr(m, "weight_orig") and hasattr(m, "weight_u"):
+            w = m.weight_orig.flatten(1)  # (out, in * k * k)
+            for _ in range(steps):
+                m.weight_v.copy_(F.normalize(w.t() @ m.weight_u, dim=0))
+                m.weight_u.copy_(F.normalize(w @ m.weight_v, dim=0))
+
+
 class PatchHead(nn.Module):
     """One scale: spectral-normed convs with leaky relu, then a realness score plus label projection."""
 
@@ -83,6 +95,7 @@ class PatchGAN(nn.Module):
         super().__init__()
         self.config = config = config or PatchGANConfig()
         self.discs = nn.ModuleList(PatchHead(config) for _ in range(config.num_scales))
+        settle_spectral_norm(self)
 
     def forward(
         self, inputs: Mapping[str, torch.Tensor], labels: torch.Tensor | None, active: Sequence[bool] | None = None
