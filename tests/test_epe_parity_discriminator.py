@@ -24,7 +24,9 @@ import pytest
 import torch
 from torch import nn
 
+from epeflow.epe.discriminator_checkpoint import export_discriminator, import_discriminator
 from epeflow.features.vgg16 import VGG16
+from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.models.ppde import PPDE, PPDEConfig
 
 KEYS_FILE = Path(__file__).parent / "data" / "ppde_reference_keys.json"
@@ -49,7 +51,7 @@ def reference_network(code: Path) -> Iterator[types.SimpleNamespace]:
     (which pulls in lpips and the generators); kornia and torchvision are stubbed where missing (the
     discriminator uses kornia only for `downsample`, and the VGG16 gets its convs from `random_vgg_convs`)."""
     names = ["epe", "epe.network", "epe.network.network_factory", "epe.network.discriminators",
-             "epe.network.vgg16", "kornia", "torchvision"]
+             "epe.network.vgg16", "epe.network.discriminator_losses", "kornia", "torchvision"]
     saved = {n: sys.modules.get(n) for n in names}
     try:
         for name, path in (("epe", code / "epe"), ("epe.network", code / "epe" / "network")):
@@ -64,7 +66,8 @@ def reference_network(code: Path) -> Iterator[types.SimpleNamespace]:
                 sys.modules[stub].models = types.SimpleNamespace()  # type: ignore[attr-defined]
         discriminators = importlib.import_module("epe.network.discriminators")
         vgg16 = importlib.import_module("epe.network.vgg16")
-        yield types.SimpleNamespace(discriminators=discriminators, vgg16=vgg16)
+        losses = importlib.import_module("epe.network.discriminator_losses")
+        yield types.SimpleNamespace(discriminators=discriminators, vgg16=vgg16, losses=losses)
     finally:
         for name, module in saved.items():
             if module is None:
@@ -136,9 +139,13 @@ def test_realism_maps_equal_the_reference(size):
         torch.manual_seed(2)
         image = torch.rand(1, 3, *size)
         labels = torch.randint(0, 194, (1, 1, *size))
-        with torch.no_grad():
-            expected = ref(vgg=ref_vgg, img=image, robust_labels=labels, fix_input=True, run_discs=True)
-            got = ours(vgg(image, ours.input_names), labels[:, 0])
+        ref_image, our_image = image.clone().requires_grad_(), image.clone().requires_grad_()
+        expected = ref(vgg=ref_vgg, img=ref_image, robust_labels=labels, fix_input=False, run_discs=True)
+        got = ours(vgg(our_image, ours.input_names), labels[:, 0])
+        # the real loss's gradient w.r.t. the image, which the R1 penalty squares
+        sum(net.losses.LSLoss().forward_real(e).mean() for e in expected).backward()
+        GAN_LOSSES["ls"]().real(got).backward()
+    torch.testing.assert_close(our_image.grad, ref_image.grad, atol=1e-5, rtol=1e-4)
     assert len(got) == len(expected) == 10
     diffs = [(g - e).abs().max().item() for g, e in zip(got, expected, strict=True)]
     for g, e in zip(got, expected, strict=True):
@@ -146,6 +153,35 @@ def test_realism_maps_equal_the_reference(size):
     scale = max(e.abs().max().item() for e in expected)
     print(f"max abs difference over the 10 realism maps at {size}: {max(diffs):.3g} (max |map| {scale:.3g})")
     assert max(diffs) < 1e-4
+
+
+@needs_reference
+@pytest.mark.parametrize("config", RECORDED_CONFIGS, ids=str)
+def test_reference_files_import_and_exported_files_load_in_the_reference(tmp_path, config):
+    with reference_network(reference_code_dir()) as net:
+        torch.manual_seed(3)
+        ref = net.discriminators.PerceptualProjectionDiscEnsemble(dict(config))
+        torch.save(ref.state_dict(), tmp_path / "ref_disc-network.pth.tar")  # as the reference's _save_model
+        ours, got = import_discriminator(tmp_path / "ref_disc-network.pth.tar")
+        assert got == PPDEConfig(**config)
+        torch.manual_seed(4)
+        export_discriminator(PPDE(got), tmp_path / "ours_disc-network.pth.tar")
+        exported = torch.load(tmp_path / "ours_disc-network.pth.tar")
+        ref.load_state_dict(exported)  # strict, as the reference loads
+        assert all(torch.equal(v, exported[k]) for k, v in ref.state_dict().items())
+
+
+@needs_reference
+@pytest.mark.parametrize("name", ["ls", "hinge", "ns"])
+def test_gan_losses_match_the_references(name):
+    with reference_network(reference_code_dir()) as net:
+        ref = {"ls": net.losses.LSLoss, "hinge": net.losses.HingeLoss, "ns": net.losses.NSLoss}[name]()
+    torch.manual_seed(5)
+    maps = [torch.randn(1, 1, 4, 5) * 2, torch.randn(1, 1, 3, 3) * 2]
+    ours = GAN_LOSSES[name]()
+    for mine, theirs in ((ours.real, ref.forward_real), (ours.fake, ref.forward_fake),
+                         (ours.generator, ref.forward_gen)):
+        torch.testing.assert_close(mine(maps), sum(theirs(m).mean() for m in maps))
 
 
 if __name__ == "__main__" and "--record" in sys.argv:
