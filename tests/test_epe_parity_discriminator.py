@@ -123,7 +123,7 @@ def test_recorded_keys_are_the_reference_keys():
 
 
 @needs_reference
-@pytest.mark.parametrize("size", [(48, 64), (53, 70)])
+@pytest.mark.parametrize("size", [(48, 64), (53, 70), (196, 196)])
 def test_realism_maps_equal_the_reference(size):
     torch.set_num_threads(1)
     vgg = random_vgg()

@@ -114,6 +114,19 @@ def test_label_embedding_resizes_like_the_reference_and_zeroes_unknown_ids():
         label_embedding(emb, labels.float(), (2, 2))
 
 
+@pytest.mark.parametrize("sizes", [((196, 196), (13, 13)), ((53, 70), (4, 5)), ((8, 9), (1, 1)), ((5, 7), (9, 12))])
+def test_label_embedding_equals_embedding_every_pixel_then_resizing(sizes):
+    """Only the pixels bilinear resizing reads are embedded; the result is the reference's full-size way."""
+    (h_in, w_in), size = sizes
+    torch.manual_seed(0)
+    emb = nn.Embedding(194, 16)
+    labels = torch.randint(0, 194, (2, h_in, w_in))
+    labels[0, : h_in // 2] = 255
+    full = emb(labels.clamp(max=193)) * (labels < 194).unsqueeze(-1)  # (B, H, W, C), unlabeled -> 0
+    want = nn.functional.interpolate(full.permute(0, 3, 1, 2), size, mode="bilinear", align_corners=True)
+    torch.testing.assert_close(label_embedding(emb, labels, size), want, atol=1e-6, rtol=1e-5)
+
+
 def test_r1_penalty_reaches_the_image_and_the_weights(vgg):
     disc = tiny_ppde().train()
     image = torch.rand(2, 3, 32, 32).requires_grad_()

@@ -43,9 +43,19 @@ PPDE_STRIDES = (4, 4, 3, 3, 2, 2, 2, 1, 1, 1)
 NORMS = ("group", "none", "inst", "batch")
 
 
+def _taps(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices (i0, i1) and weight of i1 for bilinear resizing with align_corners=True, as torch's."""
+    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    src = torch.arange(n_out, device=device, dtype=torch.float32) * scale
+    i0 = src.long().clamp(max=n_in - 1)
+    return i0, (i0 + 1).clamp(max=n_in - 1), src - i0
+
+
 def label_embedding(embedding: nn.Embedding, labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Embedding of each pixel's label, resized to `size` like the reference (bilinear, align_corners).
 
+    The reference embeds every pixel, then resizes; that resizing reads only 2 x 2 pixels per output cell, so
+    only those are embedded here (same result, a fraction of the memory and time at 1/16 of the image).
     labels: (B, H, W) or (B, 1, H, W) integer ids; ids outside [0, num_labels) embed to zero.
     Returns (B, C, h, w).
     """
@@ -57,8 +67,16 @@ def label_embedding(embedding: nn.Embedding, labels: torch.Tensor, size: tuple[i
     labels = labels.long()
     ids = torch.where((labels >= 0) & (labels < n), labels, torch.full_like(labels, n))
     table = torch.cat([embedding.weight, embedding.weight.new_zeros(1, embedding.embedding_dim)])  # row n: zero
-    emb = F.embedding(ids, table).permute(0, 3, 1, 2)  # (B, C, H, W)
-    return F.interpolate(emb, size, mode="bilinear", align_corners=True)  # (B, C, h, w)
+    y0, y1, wy = _taps(labels.shape[1], size[0], labels.device)
+    x0, x1, wx = _taps(labels.shape[2], size[1], labels.device)
+    wy, wx = wy.view(1, -1, 1, 1), wx.view(1, 1, -1, 1)
+
+    def at(ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids[:, ys][:, :, xs], table)  # (B, h, w, C)
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return (top * (1 - wy) + bottom * wy).permute(0, 3, 1, 2)  # (B, C, h, w)
 
 
 def _norm(kind: str, channels: int) -> list[nn.Module]:
