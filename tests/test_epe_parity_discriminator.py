@@ -24,8 +24,8 @@ import pytest
 import torch
 from torch import nn
 
+from epeflow.common.vgg16 import VGG16
 from epeflow.epe.discriminator_checkpoint import export_discriminator, import_discriminator
-from epeflow.features.vgg16 import VGG16
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.models.ppde import PPDE, PPDEConfig
 

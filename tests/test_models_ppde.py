@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from train_fixtures import one_torch_thread
 
+from epeflow.common.vgg16 import VGG16
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import VGG16
 from epeflow.models.disc_inputs import discriminator_inputs
 from epeflow.models.gan_losses import LSLoss
 from epeflow.models.losses import r1_penalty

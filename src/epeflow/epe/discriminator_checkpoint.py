@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from epeflow.errors import EpeflowError
+from epeflow.io import atomic_path
 from epeflow.models.ppde import NUM_LABELS, PPDE, PPDE_LAYERS, PPDEConfig
 
 _CONV = re.compile(r"discs\.(\d+)\.model\.(\d+)\.weight")
@@ -105,6 +106,5 @@ def export_discriminator(module: PPDE, path: Path | str, reference_shapes: bool 
             f"reference (it needs width 1.0 and {NUM_LABELS} labels); pass reference_shapes=False to write it anyway"
         )
     state = OrderedDict((k, v.detach().cpu().clone()) for k, v in module.state_dict().items())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

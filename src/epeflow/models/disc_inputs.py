@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from epeflow.features.vgg16 import VGG16
+from epeflow.common.vgg16 import VGG16
 
 IMAGE = "image"
 

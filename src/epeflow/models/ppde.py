@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from epeflow.common.vgg16 import RELU_CHANNELS
 from epeflow.config import build_dataclass
 from epeflow.errors import EpeflowError
-from epeflow.features.vgg16 import RELU_CHANNELS
 
 NUM_LABELS = 194  # MSeg universal taxonomy ids 0..193 (the reference hard-codes 194)
 UNLABELED = 255
