@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from train_fixtures import one_torch_thread
 
 from epeflow.common.vgg16 import VGG16
 from epeflow.epe.discriminator_checkpoint import export_discriminator, import_discriminator
@@ -110,6 +111,12 @@ def reference_vgg(net: types.SimpleNamespace, ours: VGG16) -> nn.Module:
         net.vgg16.models = original
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
 needs_reference = pytest.mark.skipif(reference_code_dir() is None, reason="EPEFLOW_REFERENCE_CODE is not set")
 
 
@@ -125,7 +132,6 @@ def test_recorded_keys_are_the_reference_keys():
 @needs_reference
 @pytest.mark.parametrize("size", [(48, 64), (53, 70), (196, 196)])
 def test_realism_maps_equal_the_reference(size):
-    torch.set_num_threads(1)
     vgg = random_vgg()
     with reference_network(reference_code_dir()) as net:
         torch.manual_seed(1)
