@@ -6,15 +6,15 @@ import torch
 from epeflow.artifacts.model import MODEL_FORMAT, write_model
 from epeflow.errors import EpeflowError
 from epeflow.models import load_generator
-from epeflow.models.generator import Generator
+from epeflow.models.ienet import IENet, IENetConfig
 from epeflow.provenance import stamp
 
 
 def test_round_trip_with_weights_only(tmp_path):
     torch.manual_seed(0)
-    gen = Generator.from_config({"gbuffer_channels": 2, "channels": 8, "blocks": 1, "gbuffer_width": 4})
+    gen = IENet(IENetConfig(gbuffer_mode="all", gbuffer_channels=2, class_slices=(), num_stages=2, width=0.125))
     gbuffers = {"channels": 2, "names": ["a", "b"], "mean": [0.0, 1.0], "std": [1.0, 2.0], "mode": "real"}
-    write_model(tmp_path / "model.pt", gen.state_dict(), gen.config_dict(), gbuffers, {"iterations": 3}, stamp(True),
+    write_model(tmp_path / "model.pt", gen.state_dict(), gen.config.to_dict(), gbuffers, {"iterations": 3}, stamp(True),
                 {"iteration": [1], "g": [0.5]})
     raw = torch.load(tmp_path / "model.pt", weights_only=True)
     assert raw["format"] == MODEL_FORMAT and raw["gbuffers"] == gbuffers and raw["history"]["g"] == [0.5]

@@ -116,9 +116,10 @@ def test_bad_settings_and_models_are_named(trained, tmp_path):
 
 def test_enhance_frame_handles_any_size():
     torch.manual_seed(0)
-    from epeflow.models.generator import Generator
+    from epeflow.models.ienet import IENet, IENetConfig
 
-    gen = Generator.from_config({"gbuffer_channels": 2, "channels": 8, "blocks": 1, "gbuffer_width": 4}).eval()
+    gen = IENet(IENetConfig(gbuffer_mode="all", gbuffer_channels=2, class_slices=(), num_stages=2,
+                            num_gbuffer_layers=1, width=0.125)).eval()
     image = np.random.default_rng(0).integers(0, 256, (13, 21, 3), dtype=np.uint8)
     out = enhance_frame(gen, image, np.zeros((2, 13, 21), np.float32), np.ones((12, 13, 21), np.float32) / 12,
                         Runtime.detect(False, "cpu"))

@@ -9,7 +9,7 @@ from train_fixtures import TINY_TRAIN, one_torch_thread
 from epeflow.common.lpips import LPIPS, uniform_lin_weights
 from epeflow.common.runtime import Runtime
 from epeflow.common.vgg16 import VGG16
-from epeflow.train.loop import LossLog, Objectives, build_state, train_loop
+from epeflow.train.loop import LossLog, Objectives, build_state, discriminator_config, generator_config, train_loop
 from epeflow.train.settings import TrainSettings
 
 
@@ -44,7 +44,8 @@ def test_training_steps_update_both_networks_with_finite_losses(vgg_and_lpips):
     vgg, lpips = vgg_and_lpips
     settings = TrainSettings.from_spec({**TINY_TRAIN, "iterations": 3, "checkpoint_every": 2})
     runtime = Runtime.detect(amp=False, device="cpu")
-    state = build_state(settings, gbuffer_channels=3, runtime=runtime)
+    gen_config = generator_config(settings, gbuffer_mode="all", gbuffer_channels=3, num_classes=12)
+    state = build_state(settings, gen_config, discriminator_config(settings, num_labels=194), runtime)
     g0 = {k: v.clone() for k, v in state.generator.state_dict().items()}
     d0 = {k: v.clone() for k, v in state.discriminator.state_dict().items()}
     saved = []

@@ -102,7 +102,7 @@ def test_changed_settings_start_fresh_and_move_old_checkpoints_aside(exp, hub_di
     assert len(stale) == 1 and (stale[0] / "ckpt-000000002.pt").exists()
     after = _checkpoint(root, 2)
     assert after["fingerprint"] != before["fingerprint"]
-    assert not torch.equal(after["generator"]["to_residual.weight"], before["generator"]["to_residual.weight"])
+    assert any(not torch.equal(after["generator"][k], before["generator"][k]) for k in before["generator"])
 
 
 def test_random_weights_are_stamped_only_when_used_or_inherited(tmp_path, hub_dir):

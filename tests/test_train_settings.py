@@ -12,15 +12,15 @@ def test_defaults_come_from_the_schema():
     schema = load_schema()["definitions"]["train"]["properties"]
     assert settings.iterations == 10 and settings.batch_size == schema["batch_size"]["default"]
     assert settings.betas == (0.9, 0.999)
-    assert settings.discriminator_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    assert settings.discriminator == "ppde" and settings.gan_loss == "ls" and settings.generator_width == 1.0
     assert set(settings.to_dict()) == set(schema)  # every schema key is a setting and vice versa
 
 
 def test_unknown_and_invalid_keys_are_named():
     with pytest.raises(EpeflowError, match="train.*'lr'"):
         TrainSettings.from_spec({"lr": 0.1})
-    with pytest.raises(EpeflowError, match="train.discriminator_layers"):
-        TrainSettings.from_spec({"discriminator_layers": ["pool5"]})
+    with pytest.raises(EpeflowError, match="train.discriminator`: 'unet' is not one of: ppde, patchgan"):
+        TrainSettings.from_spec({"discriminator": "unet"})
 
 
 def test_fingerprinted_settings_leave_out_run_length_and_logging():

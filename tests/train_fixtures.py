@@ -23,8 +23,8 @@ from epeflow.provenance import stamp
 
 CITYSCAPES_IDS = np.array([0, 1, 7, 8, 11, 17, 20, 21, 22, 23, 24, 26], dtype=np.uint8)
 TINY_TRAIN = {
-    "iterations": 4, "batch_size": 2, "generator_channels": 8, "generator_blocks": 1, "gbuffer_width": 4,
-    "discriminator_channels": 8, "discriminator_layers": ["relu1_2", "relu2_2", "relu3_3"],
+    "iterations": 4, "batch_size": 2, "generator_width": 0.125, "generator_stages": 2, "gbuffer_layers": 1,
+    "discriminator_width": 0.125, "discriminator_max_dim": 64, "discriminator_num_layers": 2,
     "checkpoint_every": 2, "log_every": 1, "num_workers": 0, "keep_checkpoints": 2,
 }
 

@@ -24,7 +24,7 @@ from epeflow.config import validate_section
 from epeflow.errors import EpeflowError
 from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
 from epeflow.log import progress
-from epeflow.models.generator import Generator
+from epeflow.models.ienet import IENet
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.weights import sha256_of
 
@@ -42,7 +42,7 @@ def select_frames(manifest: pd.DataFrame, split: str, max_frames: int | None) ->
 
 @torch.no_grad()
 def enhance_frame(
-    generator: Generator, image: np.ndarray, gbuffers: np.ndarray, materials: np.ndarray, runtime: Runtime
+    generator: IENet, image: np.ndarray, gbuffers: np.ndarray, materials: np.ndarray, runtime: Runtime
 ) -> np.ndarray:
     """(H, W, 3) uint8 frame, (C, H, W) normalised G-buffers, (12, H, W) materials -> (H, W, 3) uint8."""
     x = runtime.tensor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 255)

@@ -7,6 +7,7 @@ belongs to a kind when its lower-case name starts with one of the kind's prefixe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -68,3 +69,12 @@ def select_channels(names: Sequence[str], group: str, named: bool = True) -> np.
             f"{', '.join(wanted)}"
         )
     return index
+
+
+_X_DIRECTION = re.compile(r"normal.*(^|[_.\-\s])x$|normal_?x$", re.IGNORECASE)
+
+
+def x_direction_channels(names: Sequence[str]) -> np.ndarray:
+    """Indices of channels holding the x component of a direction (normal_x, normals.x, ...): a horizontal
+    mirror of the image negates them."""
+    return np.array([i for i, n in enumerate(names) if _X_DIRECTION.search(str(n))], dtype=np.int64)

@@ -331,6 +331,13 @@ class IENet(nn.Module):
         super().__init__()
         self.config = config or IENetConfig()
         self.network = HighResolutionNet(self.config)
+        # Ours: the last conv starts 100x smaller than PyTorch's default, so a fresh network is nearly the identity
+        # and short runs start from the rendered frame instead of undoing a random residual, while gradients
+        # still reach every layer (a zero start would stop them). Reference checkpoints overwrite it on load.
+        last = self.network.up_layers[-1][-1]
+        with torch.no_grad():
+            last.weight.mul_(0.01)
+            last.bias.zero_()
         settle_spectral_norms(self)  # so that a fresh network already works in eval mode
 
     def forward(

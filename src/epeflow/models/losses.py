@@ -1,4 +1,4 @@
-"""Training objectives, as small objects the training loop receives: LS-GAN and the R1 penalty.
+"""The R1 penalty on real crops (the GAN losses are in `gan_losses`).
 
 The reference's choices (train_pfd2cs.yaml): least-squares GAN losses summed over the discriminator's
 realness maps, LPIPS-VGG between the source frame and its enhancement (weight 5) so the content stays,
@@ -8,26 +8,8 @@ distance is `epeflow.common.lpips` (shared with evaluation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import autograd
-
-
-class LSGANLoss:
-    """Least-squares GAN: real maps are pushed to 1, fake ones to 0; the generator wants its fakes at 1.
-
-    Each map is averaged over its locations and the maps are summed, as the reference does per layer.
-    """
-
-    def generator(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
-        return sum((1 - m.float()).pow(2).mean() for m in maps)
-
-    def real(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
-        return sum((1 - m.float()).pow(2).mean() for m in maps)
-
-    def fake(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
-        return sum(m.float().pow(2).mean() for m in maps)
 
 
 def r1_penalty(real_loss: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from epeflow.artifacts.gbuffers import normalize_gbuffers
 from epeflow.artifacts.manifest import read_frames
 from epeflow.artifacts.matches import Pairs
 from epeflow.errors import EpeflowError
+from epeflow.gbuffers.channels import x_direction_channels
 from epeflow.io import read_image, read_label
 
 
@@ -85,6 +87,13 @@ def _flip(array: np.ndarray, flip: bool) -> np.ndarray:
     return np.ascontiguousarray(array[..., ::-1]) if flip else array
 
 
+def mirror_gbuffers(raw: np.ndarray, x_channels: np.ndarray) -> np.ndarray:
+    """(C, h, w) G-buffers as a horizontal mirror of the scene would have them: flipped, x directions negated."""
+    out = np.array(raw[..., ::-1], dtype=np.float32)
+    out[x_channels] *= -1
+    return out
+
+
 class MatchedPairs(torch.utils.data.Dataset):
     """Loads the sample with key (pair row, global sample number): a source crop with everything the
     generator and discriminator need, and its matched real crop.
@@ -138,7 +147,11 @@ class MatchedPairs(torch.utils.data.Dataset):
 
         frame = int(self.pairs.src_frame[pair])
         image = self._image(self.src, frame, src_box)
-        gbuffers = self.store().read_crop(frame, box=src_box, size=tuple(self.src.sizes[frame]), normalize=True)
+        store = self.store()
+        raw = store.read_crop(frame, box=src_box, size=tuple(self.src.sizes[frame]), normalize=False)  # (C, h, w)
+        if flip_src:
+            raw = mirror_gbuffers(raw, x_direction_channels(store.names))
+        gbuffers = normalize_gbuffers(raw, store.mean, store.std)
         materials = self._materials(frame, src_box)
         labels = self._labels(self.src, self.src_labels, frame, src_box)
         real_frame = int(self.pairs.dst_frame[pair])
@@ -146,7 +159,7 @@ class MatchedPairs(torch.utils.data.Dataset):
         real_labels = self._labels(self.dst, self.dst_labels, real_frame, dst_box)
         return {
             "image": torch.from_numpy(_flip(image, flip_src)),  # (3, h, w)
-            "gbuffers": torch.from_numpy(_flip(np.asarray(gbuffers, dtype=np.float32), flip_src)),  # (C, h, w)
+            "gbuffers": torch.from_numpy(np.ascontiguousarray(gbuffers, dtype=np.float32)),  # (C, h, w), mirrored
             "materials": torch.from_numpy(_flip(materials, flip_src)),  # (12, h, w)
             "labels": torch.from_numpy(_flip(labels, flip_src)),  # (h, w)
             "real": torch.from_numpy(_flip(real, flip_dst)),

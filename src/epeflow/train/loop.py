@@ -17,9 +17,12 @@ from torch import nn
 from epeflow.common.runtime import Runtime, frozen
 from epeflow.common.vgg16 import VGG16
 from epeflow.log import progress
-from epeflow.models.discriminator import DiscriminatorConfig, PerceptualDiscriminator, realism_maps
-from epeflow.models.generator import Generator, GeneratorConfig
-from epeflow.models.losses import LSGANLoss, r1_penalty
+from epeflow.models.disc_inputs import discriminator_inputs
+from epeflow.models.gan_losses import HingeLoss, LSLoss, NSLoss
+from epeflow.models.ienet import GBUFFER_MODES, IENet, IENetConfig
+from epeflow.models.losses import r1_penalty
+from epeflow.models.patchgan import PatchGAN, PatchGANConfig
+from epeflow.models.ppde import PPDE, PPDEConfig
 from epeflow.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,16 @@ class LossLog:
         self.history = {k: list(v) for k, v in state["history"].items()}
 
 
+Discriminator = PPDE | PatchGAN
+DISCRIMINATORS: dict[str, type[PPDE] | type[PatchGAN]] = {"ppde": PPDE, "patchgan": PatchGAN}
+
+
 @dataclass
 class TrainState:
     """Everything a checkpoint restores (besides data sampling and RNG states)."""
 
-    generator: Generator
-    discriminator: PerceptualDiscriminator
+    generator: IENet
+    discriminator: Discriminator
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     sched_g: torch.optim.lr_scheduler.LRScheduler
@@ -84,7 +91,7 @@ class TrainState:
     def state_dict(self) -> dict[str, Any]:
         return {
             "generator": self.generator.state_dict(),
-            "generator_config": self.generator.config_dict(),
+            "generator_config": self.generator.config.to_dict(),
             "discriminator": self.discriminator.state_dict(),
             "discriminator_config": self.discriminator.config_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -106,16 +113,39 @@ class TrainState:
         self.losses.load_state_dict(state["losses"])
 
 
-def build_state(settings: TrainSettings, gbuffer_channels: int, runtime: Runtime) -> TrainState:
+def generator_config(
+    settings: TrainSettings, gbuffer_mode: str, gbuffer_channels: int, num_classes: int
+) -> IENetConfig:
+    """The reference generator sized by the settings, with G-buffer channels and classes from the data.
+
+    The reference's class-specific channel rule (mode `all`: the sky stream sees channels 15-21) applies only
+    to G-buffers laid out as the reference's; others give every class stream all channels.
+    """
+    if settings.image_only:
+        return IENetConfig(gbuffer_mode="img", gbuffer_channels=0, num_classes=num_classes,
+                           num_stages=settings.generator_stages, num_gbuffer_layers=settings.gbuffer_layers,
+                           width=settings.generator_width)
+    reference_layout = GBUFFER_MODES.get(gbuffer_mode) == gbuffer_channels
+    return IENetConfig(
+        gbuffer_mode=gbuffer_mode, gbuffer_channels=gbuffer_channels, num_classes=num_classes,
+        class_slices=None if reference_layout else (), num_stages=settings.generator_stages,
+        num_gbuffer_layers=settings.gbuffer_layers, width=settings.generator_width,
+    )
+
+
+def discriminator_config(settings: TrainSettings, num_labels: int) -> PPDEConfig | PatchGANConfig:
+    if settings.discriminator == "patchgan":
+        return PatchGANConfig(num_labels=num_labels, width=settings.discriminator_width)
+    return PPDEConfig(max_dim=settings.discriminator_max_dim, num_layers=settings.discriminator_num_layers,
+                      num_labels=num_labels, width=settings.discriminator_width)
+
+
+def build_state(settings: TrainSettings, gen_config: IENetConfig, disc_config: PPDEConfig | PatchGANConfig,
+                runtime: Runtime) -> TrainState:
     """Networks initialised from `settings.seed`, on the device, with Adam and step-LR schedules."""
     torch.manual_seed(settings.seed)
-    generator = runtime.prepare(Generator(GeneratorConfig(
-        gbuffer_channels=gbuffer_channels, channels=settings.generator_channels, blocks=settings.generator_blocks,
-        gbuffer_width=settings.gbuffer_width,
-    )))
-    discriminator = runtime.prepare(PerceptualDiscriminator(DiscriminatorConfig(
-        layers=settings.discriminator_layers, channels=settings.discriminator_channels,
-    )))
+    generator = runtime.prepare(IENet(gen_config))
+    discriminator = runtime.prepare(DISCRIMINATORS[settings.discriminator](disc_config))
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas)
     return TrainState(
@@ -130,7 +160,7 @@ class Objectives:
     """The losses and their weights; `perceptual(x, y) -> (B,)` for images in [0, 1] (LPIPS)."""
 
     perceptual: nn.Module
-    gan: LSGANLoss = field(default_factory=LSGANLoss)
+    gan: LSLoss | HingeLoss | NSLoss = field(default_factory=LSLoss)
     perceptual_weight: float = 5.0
     gan_weight: float = 1.0
     reg_weight: float = 0.03
@@ -151,7 +181,10 @@ def train_loop(
 ) -> TrainState:
     """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration."""
     gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
-    layers, obj = settings.discriminator_layers, objectives
+    names, obj = state.discriminator.input_names, objectives
+
+    def realness(image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
+        return disc(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
     for _ in progress(range(state.iteration, settings.iterations), "train", unit="it"):
         b = {k: runtime.tensor(v) for k, v in next(batches).items()}
 
@@ -160,15 +193,15 @@ def train_loop(
             fake = gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
         real = b["real"].requires_grad_(obj.reg_weight > 0)
         with runtime.autocast():
-            d_fake = obj.gan.fake(realism_maps(disc, vgg, fake, b["labels"], layers))
-            d_real = obj.gan.real(realism_maps(disc, vgg, real, b["real_labels"], layers))
+            d_fake = obj.gan.fake(realness(fake, b["labels"]))
+            d_real = obj.gan.real(realness(real, b["real_labels"]))
         r1 = r1_penalty(d_real, real) if obj.reg_weight > 0 else torch.zeros((), device=real.device)
         optimizer_step(d_fake + d_real + obj.reg_weight * r1, disc, state.opt_d, state.sched_d, settings.clip_grad_norm)
 
         # Generator: look real to the discriminator (given the source's labels), stay close to the source.
         with frozen(state.discriminator), runtime.autocast():
             enhanced = gen(b["image"], b["gbuffers"], b["materials"])
-            g_gan = obj.gan.generator(realism_maps(disc, vgg, enhanced, b["labels"], layers))
+            g_gan = obj.gan.generator(realness(enhanced, b["labels"]))
             g_perceptual = obj.perceptual(b["image"], enhanced).float().mean()
         g_loss = obj.gan_weight * g_gan + obj.perceptual_weight * g_perceptual
         optimizer_step(g_loss, gen, state.opt_g, state.sched_g, settings.clip_grad_norm)

@@ -18,12 +18,21 @@ from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
 from epeflow.common.lpips import build_lpips
 from epeflow.common.runtime import Runtime
+from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
 from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
 from epeflow.io import read_json
+from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, make_loader
-from epeflow.train.loop import Objectives, TrainState, build_state, train_loop
+from epeflow.train.loop import (
+    Objectives,
+    TrainState,
+    build_state,
+    discriminator_config,
+    generator_config,
+    train_loop,
+)
 from epeflow.train.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -35,7 +44,13 @@ def labels_info(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
     info = read_json(path)
-    return {"method": info.get("method"), "num_frames": info.get("num_frames"), "random_weights": marked_random(info)}
+    return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
+            "random_weights": marked_random(info)}
+
+
+def gbuffer_mode(store: Any) -> str:
+    """The reference's name for the store's G-buffers: `fake`, or the channel group of real ones."""
+    return "fake" if store.mode == "fake" else str(store.attrs.get("gbuffer_channels", "all"))
 
 
 def frames_digest(frames: Frames) -> str:
@@ -84,7 +99,7 @@ def run_training(
     log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
     src_labels_info, dst_labels_info = labels_info(src_labels), labels_info(dst_labels)
 
-    vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random)
+    vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random, padding="replicate")  # as the reference's
     lpips, lpips_random = build_lpips(weights, allow_random)
     vgg, lpips = runtime.prepare(vgg), runtime.prepare(lpips)
     upstream = {
@@ -103,7 +118,9 @@ def run_training(
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
     ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
-    state = build_state(settings, store.channels, runtime)
+    gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
+    num_labels = int(src_labels_info["num_classes"] or NUM_UNIVERSAL_CLASSES)
+    state = build_state(settings, gen_config, discriminator_config(settings, num_labels), runtime)
     sampler = WeightedPairSampler(pairs.weight, settings.seed)
     resumed = ckpt.load_latest(checkpoints, fp, settings.iterations)
     if resumed is not None:
@@ -123,8 +140,9 @@ def run_training(
         path = ckpt.save_checkpoint(checkpoints, state_dict, settings.keep_checkpoints)
         log.info("checkpoint %s", path)
 
-    objectives = Objectives(perceptual=lpips, perceptual_weight=settings.perceptual_weight,
-                            gan_weight=settings.gan_weight, reg_weight=settings.reg_weight)
+    objectives = Objectives(perceptual=lpips, gan=GAN_LOSSES[settings.gan_loss](),
+                            perceptual_weight=settings.perceptual_weight, gan_weight=settings.gan_weight,
+                            reg_weight=settings.reg_weight)
     train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint)
 
     provenance = stamp(
@@ -133,7 +151,7 @@ def run_training(
         device=str(runtime.device),
     )
     if runtime.is_main:
-        write_model(out, state.generator.state_dict(), state.generator.config_dict(), gbuffer_info(store),
+        write_model(out, state.generator.state_dict(), state.generator.config.to_dict(), gbuffer_info(store),
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
     return state

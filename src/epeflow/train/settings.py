@@ -26,9 +26,15 @@ class TrainSettings:
     perceptual_weight: float
     gan_weight: float
     reg_weight: float
-    generator_channels: int
-    generator_blocks: int
-    discriminator_channels: int
+    generator_width: float
+    generator_stages: int
+    gbuffer_layers: int
+    image_only: bool
+    discriminator: str
+    discriminator_width: float
+    discriminator_max_dim: int
+    discriminator_num_layers: int
+    gan_loss: str
     checkpoint_every: int
     keep_checkpoints: int
     log_every: int
@@ -36,8 +42,6 @@ class TrainSettings:
     num_workers: int
     amp: bool
     lr_step_discriminator: int
-    gbuffer_width: int
-    discriminator_layers: tuple[str, ...]
     flip: bool
     device: str
 
@@ -50,7 +54,6 @@ class TrainSettings:
         """Plain JSON types (stored in model.pt and checkpoints)."""
         d = asdict(self)
         d["betas"] = list(d["betas"])
-        d["discriminator_layers"] = list(d["discriminator_layers"])
         return d
 
     def fingerprinted(self) -> dict[str, Any]:
