@@ -96,17 +96,19 @@ def normalise_descriptors(desc: np.ndarray, mean: np.ndarray, std: np.ndarray) -
 
 
 def wasserstein_1d_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """W1 between empirical 1-D distributions, per column: sorted a (n, K), sorted b (m, K) -> (K,).
+    """W1 between empirical 1-D distributions, per row: a (K, n), b (K, m), each sorted along its last axis -> (K,).
 
     The quantile functions are step functions with steps at multiples of 1/n and 1/m; integrating their
     absolute difference over the merged steps is exact, and for n == m it is mean(|a - b|).
     """
-    n, m = len(a), len(b)
+    n, m = a.shape[-1], b.shape[-1]
+    if n == m:
+        return np.abs(a - b).mean(axis=-1)
     ends = np.union1d(np.arange(1, n + 1) * m, np.arange(1, m + 1) * n)  # step ends, in units of 1/(n*m)
     widths = np.diff(ends, prepend=0)
     mids2 = 2 * ends - widths  # interval midpoints, in units of 1/(2*n*m)
     ia, ib = mids2 // (2 * m), mids2 // (2 * n)
-    return (np.abs(a[ia] - b[ib]) * (widths / (n * m))[:, None]).sum(axis=0)
+    return np.abs(a[..., ia] - b[..., ib]) @ (widths / (n * m))
 
 
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, dir_repeats: int = 4,
@@ -118,7 +120,9 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, d
     for _ in range(dir_repeats):
         dirs = rng.standard_normal((a.shape[1], dirs_per_repeat))  # (D, dirs)
         dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
-        results.append(wasserstein_1d_sorted(np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)).mean())
+        # (dirs, n): one contiguous row per direction, so the sorts run along memory
+        proj_a, proj_b = np.sort(dirs.T @ a.T, axis=1), np.sort(dirs.T @ b.T, axis=1)
+        results.append(wasserstein_1d_sorted(proj_a, proj_b).mean())
     return float(np.mean(results))
 
 
