@@ -38,12 +38,16 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
-    assert set(m) == {"kid_vgg", "fid_vgg", "lpips"}
+    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab"}
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["source"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size_x"] == 4 and m["kid_vgg"]["enhanced"]["subset_size_y"] == 8
     assert m["fid_vgg"]["enhanced"] < m["fid_vgg"]["source"]
     assert m["lpips"]["n"] == 4 and m["lpips"]["mean"] > 0
+    # the weight-free SWDs see the same: colours and patch statistics of the enhanced frames are the real ones'
+    assert m["swd_lab"]["enhanced"] < m["swd_lab"]["source"]
+    assert m["swd"]["enhanced"]["mean"] < m["swd"]["source"]["mean"]
+    assert len(m["swd"]["enhanced"]["per_level"]) == len(m["swd"]["source"]["per_level"]) >= 2
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     json.dumps(doc)  # plain JSON types only
@@ -55,6 +59,7 @@ def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
     m = doc["metrics"]
     assert m["lpips"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["source"]
+    assert m["swd"]["enhanced"] == m["swd"]["source"] and m["swd_lab"]["enhanced"] == m["swd_lab"]["source"]
 
 
 def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir, weight_files):

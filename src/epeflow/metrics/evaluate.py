@@ -22,6 +22,7 @@ from epeflow.log import progress
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, embed_frames, to_model_input
 from epeflow.metrics.frames import EvalFrames, collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import frechet_distance, kid
+from epeflow.metrics.swd import swd, swd_lab
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,48 @@ def lpips_source_enhanced(ctx: EvalContext) -> dict[str, Any]:
     }
 
 
+def frames_rgb(ctx: EvalContext, which: FrameSet) -> list[np.ndarray]:
+    """(H, W, 3) float frames in [0, 1] of one set at the evaluation size (short side <= `short_side`), read once."""
+    key = f"rgb:{which}"
+    if key not in ctx._cache:
+        ctx._cache[key] = [resize_short_side(load_rgb(p), ctx.settings["short_side"]).permute(1, 2, 0).numpy()
+                           for p in progress(getattr(ctx.frames, which), f"frames ({which})", unit="frame")]
+    return ctx._cache[key]
+
+
+def swd_patches(ctx: EvalContext) -> dict[str, Any]:
+    """Multi-scale patch SWD (Karras et al. 2018) of enhanced and source frames vs real ones: needs no weights."""
+    ctx.require_frames()
+    real, seed = frames_rgb(ctx, "real"), ctx.settings["seed"]
+    result: dict[str, Any] = {
+        "description": "sliced Wasserstein distance of 7x7 Laplacian-pyramid neighbourhoods vs real frames "
+                       "(Karras et al. 2018; x1000 in their tables); per level, finest first",
+        "lower_is_better": True, "needs_weights": False,
+    }
+    for side in ("enhanced", "source"):
+        r = swd(frames_rgb(ctx, side), real, seed=seed)
+        result[side] = {"mean": r.mean, "per_level": list(r.per_level)}
+    return result
+
+
+def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
+    """SWD of CIELab pixel colours of enhanced and source frames vs real ones (Lab units): needs no weights."""
+    ctx.require_frames()
+    real, seed = frames_rgb(ctx, "real"), ctx.settings["seed"]
+    return {
+        "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
+        "lower_is_better": True, "needs_weights": False,
+        "enhanced": swd_lab(frames_rgb(ctx, "enhanced"), real, seed=seed),
+        "source": swd_lab(frames_rgb(ctx, "source"), real, seed=seed),
+    }
+
+
 METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "kid_vgg": kid_vgg,
     "fid_vgg": fid_vgg,
     "lpips": lpips_source_enhanced,
+    "swd": swd_patches,
+    "swd_lab": swd_lab_colours,
 }
 
 
