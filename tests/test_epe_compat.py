@@ -7,12 +7,13 @@ import pytest
 from crop_fixtures import make_crop_store, make_dataset
 
 from epeflow.artifacts.crops import CropStore
-from epeflow.artifacts.knn import KnnStore, write_knn_store
+from epeflow.artifacts.knn import KnnStore
 from epeflow.epe import formats as epe
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
 from epeflow.matching.coverage_weights import run_weights
 from epeflow.matching.filter import run_filter
+from epeflow.matching.knn import run_knn
 
 # ---- the reference scripts, re-implemented from their definitions (no epeflow code) ----------------------
 
@@ -151,7 +152,7 @@ def pipeline(tmp_path):
         )
         out[name] = (manifest, crops)
     knn = tmp_path / "knn.zarr"
-    write_knn_store(out["syn"][1], out["real"][1], knn, {"k": 3, "chunk_size": 4})
+    run_knn(out["syn"][1], out["real"][1], knn, {"k": 3, "chunk_size": 4})
     matches = tmp_path / "matches.parquet"
     run_filter(knn, out["syn"][1], out["real"][1], matches, 4.0)
     weights = tmp_path / "weights.parquet"

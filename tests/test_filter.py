@@ -4,10 +4,11 @@ import pytest
 from crop_fixtures import random_crop_store
 
 from epeflow.artifacts.crops import CropStore
-from epeflow.artifacts.knn import KnnStore, write_knn_store
+from epeflow.artifacts.knn import KnnStore
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table
 from epeflow.matching.filter import MATCH_COLUMNS, gather_matches, matches_frame, run_filter, select_pairs
+from epeflow.matching.knn import run_knn
 
 
 def _loop_filter(index, dist, max_dist, src_frame, src_box, dst_frame, dst_box):
@@ -57,7 +58,7 @@ def test_run_filter_writes_the_contract_table(tmp_path):
     src = random_crop_store(tmp_path / "src.zarr", 6, 4, (20, 30), seed=1)
     dst = random_crop_store(tmp_path / "dst.zarr", 5, 3, (20, 30), seed=2)
     knn = tmp_path / "knn.zarr"
-    write_knn_store(src, dst, knn, {"k": 3, "chunk_size": 7})
+    run_knn(src, dst, knn, {"k": 3, "chunk_size": 7})
     k_index, k_dist = KnnStore(knn).read(0, 24)
     threshold = float(np.median(k_dist))
     out = tmp_path / "matches.parquet"
@@ -74,7 +75,7 @@ def test_empty_result_says_which_key_to_relax_and_shows_distances(tmp_path):
     src = random_crop_store(tmp_path / "src.zarr", 3, 2, (20, 30), seed=1)
     dst = random_crop_store(tmp_path / "dst.zarr", 3, 2, (20, 30), seed=2)
     knn = tmp_path / "knn.zarr"
-    write_knn_store(src, dst, knn, {"k": 2})
+    run_knn(src, dst, knn, {"k": 2})
     with pytest.raises(EpeflowError) as e:
         run_filter(knn, src, dst, tmp_path / "m.parquet", 1e-9)
     message = str(e.value)
@@ -87,6 +88,6 @@ def test_knn_of_other_crops_is_an_error(tmp_path):
     dst = random_crop_store(tmp_path / "dst.zarr", 3, 2, (20, 30), seed=2)
     other = random_crop_store(tmp_path / "other.zarr", 4, 2, (20, 30), seed=3)
     knn = tmp_path / "knn.zarr"
-    write_knn_store(src, dst, knn, {"k": 2})
+    run_knn(src, dst, knn, {"k": 2})
     with pytest.raises(EpeflowError, match=r"knn\.zarr has 6 rows but .*other\.zarr has 8 crops"):
         run_filter(knn, other, dst, tmp_path / "m.parquet", 1.0)

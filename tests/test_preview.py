@@ -4,10 +4,11 @@ import zarr
 from crop_fixtures import make_crop_store_pair
 from PIL import Image
 
-from epeflow.artifacts.knn import KnnStore, write_knn_store
+from epeflow.artifacts.knn import KnnStore
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
 from epeflow.matching.filter import run_filter
+from epeflow.matching.knn import run_knn
 from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs, run_preview
 
 
@@ -15,7 +16,7 @@ from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs,
 def matched(tmp_path):
     out = make_crop_store_pair(tmp_path)
     knn = tmp_path / "knn.zarr"
-    write_knn_store(out["syn"][1], out["real"][1], knn, {"k": 3})
+    run_knn(out["syn"][1], out["real"][1], knn, {"k": 3})
     matches = tmp_path / "matches.parquet"
     run_filter(knn, out["syn"][1], out["real"][1], matches, 4.0)
     return {**out, "knn": knn, "matches": matches, "root": tmp_path}
