@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from epeflow.epe.state_dict import read_reference_state_dict
 from epeflow.errors import EpeflowError
 from epeflow.io import atomic_path
 from epeflow.models.ppde import NUM_LABELS, PPDE, PPDE_LAYERS, PPDEConfig
@@ -24,20 +25,8 @@ _SHOW = 10  # keys listed per kind in an error
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in `path` (weights_only: a reference file holds tensors only)."""
-    if not path.is_file():
-        raise EpeflowError(
-            f"discriminator checkpoint {path} not found; give the reference's `<name>_disc-network.pth.tar`"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds here (pickle, zip, runtime)
-        raise EpeflowError(
-            f"discriminator checkpoint {path} cannot be read ({e}); is it a .pth.tar written by torch.save?"
-        ) from e
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise EpeflowError(f"discriminator checkpoint {path} is not a state dict (a dict of tensors)")
-    return dict(state)
+    """The state dict of a reference discriminator file, on the CPU; errors name the file."""
+    return read_reference_state_dict(path, "discriminator checkpoint", "<name>_disc-network.pth.tar")
 
 
 def infer_config(state: dict[str, torch.Tensor], norm: str = "group") -> PPDEConfig:

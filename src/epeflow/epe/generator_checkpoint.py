@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from epeflow.epe.state_dict import read_reference_state_dict
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, atomic_path
 from epeflow.models.ienet import BASE_CHANNELS, GBUFFER_MODES, IENet, IENetConfig
@@ -31,17 +31,8 @@ MODE_OF_CHANNELS = {c: m for m, c in GBUFFER_MODES.items() if c}
 
 
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a saved state dict, on the CPU; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise EpeflowError(f"{path}: no such generator checkpoint")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or damaged files
-        raise EpeflowError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise EpeflowError(f"{path}: expected a state dict (names -> tensors), as in a reference *_gen-network.pth.tar")
-    return dict(data)
+    """Tensors of a reference generator file, on the CPU; errors name the file."""
+    return read_reference_state_dict(path, "generator checkpoint", "<name>_gen-network.pth.tar")
 
 
 def _indices(state_dict: Mapping[str, Any], pattern: str) -> list[int]:
