@@ -22,7 +22,7 @@ from torch.nn.utils import spectral_norm
 from epeflow.config import build_dataclass
 from epeflow.errors import EpeflowError
 from epeflow.models.disc_inputs import IMAGE
-from epeflow.models.ppde import NUM_LABELS, label_embedding, scaled
+from epeflow.models.ppde import NUM_LABELS, active_heads, label_embedding, scaled
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,7 @@ class PatchGAN(nn.Module):
     def forward(
         self, inputs: Mapping[str, torch.Tensor], labels: torch.Tensor | None, active: Sequence[bool] | None = None
     ) -> list[torch.Tensor | None]:
-        active = [True] * len(self.discs) if active is None else list(active)
-        if len(active) != len(self.discs):
-            raise ValueError(f"active has {len(active)} entries for {len(self.discs)} discriminators")
+        active = active_heads(active, len(self.discs))
         x = inputs[IMAGE] * 2 - 1  # (B, 3, H, W) in [-1, 1]
         maps: list[torch.Tensor | None] = []
         for i, (disc, run) in enumerate(zip(self.discs, active, strict=True)):

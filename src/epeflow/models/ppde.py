@@ -89,6 +89,14 @@ def _norm(kind: str, channels: int) -> list[nn.Module]:
     return []
 
 
+def active_heads(active: Sequence[bool] | None, count: int) -> list[bool]:
+    """Which of `count` heads run this step (all when None): the reference's adaptive backprop skips some."""
+    heads = [True] * count if active is None else list(active)
+    if len(heads) != count:
+        raise ValueError(f"active has {len(heads)} entries for {count} discriminators")
+    return heads
+
+
 def scaled(channels: int, width: float) -> int:
     """Channel count times `width`, in multiples of 8 (at least 8); exact at width 1.0."""
     return channels if width == 1.0 else max(8, 8 * round(channels * width / 8))
@@ -187,9 +195,7 @@ class PPDE(nn.Module):
     def forward(
         self, inputs: Mapping[str, torch.Tensor], labels: torch.Tensor | None, active: Sequence[bool] | None = None
     ) -> list[torch.Tensor | None]:
-        active = [True] * len(self.discs) if active is None else list(active)
-        if len(active) != len(self.discs):
-            raise ValueError(f"active has {len(active)} entries for {len(self.discs)} discriminators")
+        active = active_heads(active, len(self.discs))
         return [
             disc(inputs[name], labels) if run else None
             for name, disc, run in zip(self.input_names, self.discs, active, strict=True)
