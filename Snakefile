@@ -1,6 +1,6 @@
 # epeflow: Enhancing Photorealism Enhancement as one cached, resumable DAG.
 # This file is a table of contents; every rule lives in rules/<stage>.smk and calls one `epeflow` command.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -8,7 +8,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The config is validated once, in rules/common.smk, against workflow/schemas/config.schema.yaml (defaults
+# filled, cross-checks, one short message per bad key).
 
 
 report: "workflow/report/workflow.rst"

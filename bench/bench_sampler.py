@@ -22,7 +22,7 @@ from scipy import stats
 from bench.bench_weights import HEIGHT, WIDTH, matched_source_boxes
 from bench.harness import best_time, fmt_s, ratio, write_result
 from epeflow.matching import coverage_weights
-from epeflow.train.sampler import WeightedPairSampler
+from epeflow.train.data import WeightedPairSampler
 
 DRAWS = 1_000_000
 BINS = 100

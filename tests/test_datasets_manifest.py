@@ -10,7 +10,7 @@ from dataset_fixtures import DEMO_SPEC, truncate, write_gbuffer, write_label, wr
 from epeflow import io
 from epeflow.artifacts.manifest import MANIFEST_COLUMNS, load_manifest
 from epeflow.datasets.manifest import build_manifest, write_manifest
-from epeflow.demo.generate import generate_demo
+from epeflow.demo.generate import run_demo
 from epeflow.errors import EpeflowError
 
 
@@ -105,7 +105,7 @@ def test_video_manifest_split_by_sequence(tmp_path):
 
 
 def test_demo_manifest(tmp_path):
-    generate_demo(tmp_path / "demo", {"role": "synthetic", **DEMO_SPEC})
+    run_demo(tmp_path / "demo", {"role": "synthetic", **DEMO_SPEC})
     m = build_manifest("demo_synth", {"role": "synthetic", "gbuffers": "real", **DEMO_SPEC}, demo_dir=tmp_path / "demo")
     df = m.frames
     assert len(df) == 6 and (df["height"] == 32).all() and (df["width"] == 48).all()

@@ -9,7 +9,7 @@ from dataset_fixtures import DEMO_SPEC, write_gbuffer, write_label, write_rgb
 
 from epeflow.config import validate_dataset
 from epeflow.datasets.sources import StemIndex, list_frames, read_filelist, source_kind, walk_files
-from epeflow.demo.generate import generate_demo
+from epeflow.demo.generate import run_demo
 from epeflow.errors import EpeflowError
 
 
@@ -118,7 +118,7 @@ def test_video_without_split_folders_and_empty_root(tmp_path):
 
 
 def test_demo_listing(tmp_path):
-    generate_demo(tmp_path / "demo", {"role": "synthetic", **DEMO_SPEC})
+    run_demo(tmp_path / "demo", {"role": "synthetic", **DEMO_SPEC})
     listing = list_frames(_spec(**DEMO_SPEC), "ds", tmp_path / "demo")
     df = listing.frames
     assert df["id"].tolist() == ["s00_f0000", "s00_f0001", "s01_f0000", "s01_f0001", "s02_f0000", "s02_f0001"]

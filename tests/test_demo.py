@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from epeflow.config import validate_dataset
-from epeflow.demo.generate import frame_name, generate_demo, read_demo_info, render_frames, sequence_lengths
+from epeflow.demo.generate import frame_name, read_demo_info, render_frames, run_demo, sequence_lengths
 from epeflow.demo.looks import GBUFFER_NAMES
 from epeflow.errors import EpeflowError
 
@@ -28,7 +28,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def test_same_seed_gives_identical_bytes_and_another_seed_other_frames(tmp_path):
     for name, seed in (("a", 0), ("b", 0), ("c", 3)):
-        generate_demo(tmp_path / name, _spec("synthetic", seed))
+        run_demo(tmp_path / name, _spec("synthetic", seed))
     a, b, c = (_files(tmp_path / name) for name in "abc")
     assert a == b
     assert a.keys() == c.keys()
@@ -36,7 +36,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_other_frames(tmp_path)
 
 
 def test_layout_names_and_demo_json(tmp_path):
-    info = generate_demo(tmp_path / "synth", _spec("synthetic", frames=7, sequences=3))
+    info = run_demo(tmp_path / "synth", _spec("synthetic", frames=7, sequences=3))
     names = [frame_name(s, i) for s, n in enumerate([3, 2, 2]) for i in range(n)]
     assert info["names"] == names
     assert sorted(p.stem for p in (tmp_path / "synth" / "images").glob("*.png")) == names
@@ -47,12 +47,12 @@ def test_layout_names_and_demo_json(tmp_path):
     image = np.asarray(Image.open(tmp_path / "synth" / "images" / "s01_f0001.png"))
     assert image.shape == (32, 48, 3) and image.dtype == np.uint8
 
-    real = generate_demo(tmp_path / "real", _spec("real", seed=1))
+    real = run_demo(tmp_path / "real", _spec("real", seed=1))
     assert real["gbuffers"] is None and not (tmp_path / "real" / "gbuffers").exists()
 
 
 def test_gbuffers_have_the_documented_channels(tmp_path):
-    generate_demo(tmp_path / "d", _spec("synthetic"))
+    run_demo(tmp_path / "d", _spec("synthetic"))
     with np.load(tmp_path / "d" / "gbuffers" / "s00_f0000.npz") as z:
         data, names = z["data"], z["names"].tolist()
     gt = np.asarray(Image.open(tmp_path / "d" / "gt_labels" / "s00_f0000.png"))
@@ -112,9 +112,9 @@ def test_sequence_lengths_and_bad_settings(tmp_path):
     with pytest.raises(EpeflowError, match="sequences"):
         sequence_lengths(2, 3)
     with pytest.raises(EpeflowError, match="no `demo:` block"):
-        generate_demo(tmp_path / "x", {"role": "real", "images": "somewhere"})
+        run_demo(tmp_path / "x", {"role": "real", "images": "somewhere"})
     with pytest.raises(EpeflowError, match="demo.frames"):
-        generate_demo(tmp_path / "x", {"role": "real", "demo": {"frames": 1}})
+        run_demo(tmp_path / "x", {"role": "real", "demo": {"frames": 1}})
     assert not (tmp_path / "x").exists()
 
 

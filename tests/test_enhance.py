@@ -9,11 +9,11 @@ from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
 from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import materials_from_cityscapes
-from epeflow.enhance import MODEL_MARKER, enhance, enhance_frame, select_frames
+from epeflow.enhance import MODEL_MARKER, enhance_frame, run_enhance, select_frames
 from epeflow.errors import EpeflowError
 from epeflow.io import read_image, read_label, read_table, write_png, write_table
 from epeflow.models import load_generator
-from epeflow.train import run_training
+from epeflow.train import run_train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
     models = []
     for seed in (1, 2):
         out = root / f"model-{seed}.pt"
-        run_training(**exp.train_args(out, root / f"ckpt-{seed}"), spec={**TINY_TRAIN, "iterations": 1, "seed": seed},
+        run_train(**exp.train_args(out, root / f"ckpt-{seed}"), spec={**TINY_TRAIN, "iterations": 1, "seed": seed},
                      weights=missing, allow_random=True)
         models.append(out)
     return exp, models
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 def test_enhances_the_test_split_with_an_index(trained, tmp_path):
     exp, (model, _) = trained
     out = tmp_path / "enhanced"
-    index = enhance(model, exp.src_manifest, exp.gbuffers, out, {})
+    index = run_enhance(model, exp.src_manifest, exp.gbuffers, out, {})
     manifest, _ = read_table(exp.src_manifest)
     test = manifest[manifest["split"] == "test"]
     assert sorted(p.name for p in out.iterdir()) == sorted([f"{i}.png" for i in test["id"]] + ["index.parquet"])
@@ -68,27 +68,27 @@ def test_a_rerun_keeps_finished_frames_of_the_same_model_only(trained, tmp_path)
     write_table(tmp_path / "manifest.parquet", broken, meta)
     out = tmp_path / "enhanced"
     with pytest.raises(EpeflowError, match="missing.png"):
-        enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
     partial = tmp_path / "enhanced.partial"
     done = partial / f"{manifest.loc[1, 'id']}.png"
     assert done.exists() and (partial / MODEL_MARKER).exists()
 
     sentinel = np.zeros((36, 52, 3), dtype=np.uint8)
     write_png(done, sentinel)  # if the rerun recomputed this frame, the sentinel would be gone
-    enhance(model, exp.src_manifest, exp.gbuffers, out, {})
+    run_enhance(model, exp.src_manifest, exp.gbuffers, out, {})
     assert np.array_equal(read_image(out / done.name), sentinel)
     assert (out / f"{manifest.loc[3, 'id']}.png").exists()
 
     with pytest.raises(EpeflowError):
-        enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {})
     write_png(done, sentinel)
-    enhance(other_model, exp.src_manifest, exp.gbuffers, out, {})  # another model: its own frames only
+    run_enhance(other_model, exp.src_manifest, exp.gbuffers, out, {})  # another model: its own frames only
     assert not np.array_equal(read_image(out / done.name), sentinel)
 
 
 def test_split_and_max_frames_select_frames(trained, tmp_path):
     exp, (model, _) = trained
-    index = enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "all", {"split": "all", "max_frames": 3})
+    index = run_enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "all", {"split": "all", "max_frames": 3})
     assert index["frame"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in (tmp_path / "all").glob("*.png")) == sorted(f"{i}.png" for i in index["id"])
     manifest = pd.DataFrame({"frame": [2, 0, 1], "split": ["test", "train", "test"]})
@@ -102,16 +102,16 @@ def test_gbuffers_must_match_the_trained_channels(trained, tmp_path):
     saved["gbuffers"]["names"] = ["depth", "normal_x", "normal_y"]
     torch.save(saved, tmp_path / "model.pt")
     with pytest.raises(EpeflowError, match="trained on"):
-        enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
+        run_enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
 
 
 def test_bad_settings_and_models_are_named(trained, tmp_path):
     exp, (model, _) = trained
     with pytest.raises(EpeflowError, match="enhance.split"):
-        enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "out", {"split": "holdout"})
+        run_enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "out", {"split": "holdout"})
     (tmp_path / "model.pt").write_bytes(b"not a model")
     with pytest.raises(EpeflowError, match="cannot be read"):
-        enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
+        run_enhance(tmp_path / "model.pt", exp.src_manifest, exp.gbuffers, tmp_path / "out", {})
 
 
 def test_enhance_frame_handles_any_size():

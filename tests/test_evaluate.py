@@ -12,7 +12,7 @@ from epeflow.cli import main
 from epeflow.common.lpips import LPIPS_CHANNELS, build_lpips, lin_key
 from epeflow.common.vgg16 import VGG16
 from epeflow.config import validate_section
-from epeflow.metrics.evaluate import evaluate, lpips_per_frame
+from epeflow.metrics.evaluate import lpips_per_frame, run_evaluate
 from epeflow.metrics.frames import load_rgb
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING
 
@@ -34,7 +34,7 @@ def weight_files(tmp_path_factory):
 
 def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, random=False)
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "demo", threads=2)
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "demo", threads=2)
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
@@ -55,7 +55,7 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
 
 def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, identity=True)
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
     m = doc["metrics"]
     assert m["lpips"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["source"]
@@ -64,7 +64,7 @@ def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
 
 def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir, weight_files):
     exp = make_experiment(tmp_path, random=False)
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), weight_files, False, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), weight_files, False, "x")
     assert doc["random_weights"] is False
     assert "warning" not in doc and "warning" not in doc["provenance"]
     assert RANDOM_WEIGHTS_WARNING not in json.dumps(doc, ensure_ascii=False)
@@ -72,7 +72,7 @@ def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir,
 
 def test_random_enhanced_frames_mark_the_metrics(tmp_path, hub_dir, weight_files):
     exp = make_experiment(tmp_path, random=True)
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), weight_files,
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), weight_files,
                    False, "x")
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert doc["provenance"]["random_models"] == [] and doc["provenance"]["enhanced_random_weights"]
@@ -80,14 +80,14 @@ def test_random_enhanced_frames_mark_the_metrics(tmp_path, hub_dir, weight_files
 
 def test_only_the_requested_metrics_run(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), {}, True, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["lpips"]), {}, True, "x")
     assert list(doc["metrics"]) == ["lpips"]
     assert doc["provenance"]["random_models"] == ["lpips"]  # the KID VGG16 was never built
 
 
 def test_kid_with_a_single_enhanced_frame_is_skipped_saying_what_to_change(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, test=(2,))
-    doc = evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
     m = doc["metrics"]
     assert "enhance.max_frames" in m["kid_vgg"]["skipped"] and "got 1 and 12" in m["fid_vgg"]["skipped"]
     assert m["lpips"]["n"] == 1
@@ -137,7 +137,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, hub_dir, capsys):
 def test_gpu_run_agrees_with_cpu(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
     args = (exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["kid_vgg", "lpips"]), {}, True, "x")
-    cpu = evaluate(*args, device=torch.device("cpu"))["metrics"]
-    gpu = evaluate(*args, device=torch.device("cuda"))["metrics"]  # bf16 autocast, channels_last
+    cpu = run_evaluate(*args, device=torch.device("cpu"))["metrics"]
+    gpu = run_evaluate(*args, device=torch.device("cuda"))["metrics"]  # bf16 autocast, channels_last
     assert gpu["lpips"]["mean"] == pytest.approx(cpu["lpips"]["mean"], rel=0.05)
     assert gpu["kid_vgg"]["enhanced"]["mean"] < gpu["kid_vgg"]["source"]["mean"]

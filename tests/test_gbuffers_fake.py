@@ -8,7 +8,7 @@ from epeflow import io
 from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers import build_gbuffers
+from epeflow.gbuffers import run_gbuffers
 from epeflow.gbuffers.fake import feature_size, image_mean_std, size_batches
 
 SIZES = [(32, 48), (30, 40), (32, 48), (30, 40), (32, 48)]
@@ -18,7 +18,7 @@ SPEC = {"role": "synthetic", "gbuffers": "fake", "fake_gbuffers": {"batch_size":
 @pytest.fixture
 def fake_store(tmp_path, hub_dir):
     manifest, _ = write_dataset(tmp_path, SIZES, channels=1)
-    build_gbuffers(manifest, tmp_path / "g.zarr", SPEC, allow_random=True)
+    run_gbuffers(manifest, tmp_path / "g.zarr", SPEC, allow_random=True)
     return manifest, GBufferStore(tmp_path / "g.zarr")
 
 
@@ -76,7 +76,7 @@ def test_stats_over_all_stored_values(fake_store):
 
 def test_deterministic(fake_store, tmp_path):
     manifest, store = fake_store
-    build_gbuffers(manifest, tmp_path / "again.zarr", SPEC, allow_random=True)
+    run_gbuffers(manifest, tmp_path / "again.zarr", SPEC, allow_random=True)
     again = GBufferStore(tmp_path / "again.zarr")
     for i in range(len(SIZES)):
         np.testing.assert_array_equal(store.read(i), again.read(i))
@@ -85,14 +85,14 @@ def test_deterministic(fake_store, tmp_path):
 def test_missing_vgg16_weights_is_an_error_unless_random_allowed(tmp_path, hub_dir):
     manifest, _ = write_dataset(tmp_path, SIZES[:2], channels=1)
     with pytest.raises(EpeflowError, match="vgg16 weights not found.*vgg16-397923af.pth"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", SPEC)
+        run_gbuffers(manifest, tmp_path / "g.zarr", SPEC)
     assert not (tmp_path / "g.zarr").exists()
 
 
 def test_too_small_frames_are_an_error(tmp_path, hub_dir):
     manifest, _ = write_dataset(tmp_path, [(13, 40), (20, 20)], channels=1)
     with pytest.raises(EpeflowError, match=r"f000\.png is 13x40"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", SPEC, allow_random=True)
+        run_gbuffers(manifest, tmp_path / "g.zarr", SPEC, allow_random=True)
 
 
 def test_helpers():

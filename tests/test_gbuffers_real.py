@@ -5,7 +5,7 @@ from gbuffers_testdata import NAMES, write_dataset
 from epeflow import io
 from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.errors import EpeflowError
-from epeflow.gbuffers import build_gbuffers
+from epeflow.gbuffers import run_gbuffers
 
 SIZES = [(12, 20), (12, 20), (9, 14)]
 
@@ -16,7 +16,7 @@ def _spec(**kw):
 
 def test_npz_round_trip_and_stats(tmp_path):
     manifest, arrays = write_dataset(tmp_path, SIZES)
-    build_gbuffers(manifest, tmp_path / "g.zarr", _spec(), threads=2)
+    run_gbuffers(manifest, tmp_path / "g.zarr", _spec(), threads=2)
     store = GBufferStore(tmp_path / "g.zarr")
     assert (store.mode, store.channels, store.names, store.random_weights) == ("real", 9, NAMES, False)
     assert store.attrs["resolution"] == "full" and store.attrs["dataset"] == "tiny"
@@ -36,7 +36,7 @@ def test_npz_round_trip_and_stats(tmp_path):
                                                ("no_light", NAMES[:7])])
 def test_channel_groups_select_by_name(tmp_path, group, names):
     manifest, arrays = write_dataset(tmp_path, SIZES)
-    build_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels=group))
+    run_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels=group))
     store = GBufferStore(tmp_path / "g.zarr")
     assert store.names == names and store.channels == len(names)
     index = [NAMES.index(n) for n in names]
@@ -47,18 +47,18 @@ def test_channel_groups_select_by_name(tmp_path, group, names):
 def test_names_from_config_when_files_have_none(tmp_path):
     manifest, _ = write_dataset(tmp_path, SIZES, names=None)
     with pytest.raises(EpeflowError, match="gbuffer_names"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels="geometry"))
-    build_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels="geometry", gbuffer_names=NAMES))
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels="geometry"))
+    run_gbuffers(manifest, tmp_path / "g.zarr", _spec(gbuffer_channels="geometry", gbuffer_names=NAMES))
     assert GBufferStore(tmp_path / "g.zarr").names == ["depth", "normal_x", "normal_y", "normal_z"]
     with pytest.raises(EpeflowError, match="`gbuffer_names` lists 2 channels"):
-        build_gbuffers(manifest, tmp_path / "h.zarr", _spec(gbuffer_names=["a", "b"]))
+        run_gbuffers(manifest, tmp_path / "h.zarr", _spec(gbuffer_names=["a", "b"]))
 
 
 def test_wrong_size_gbuffer_names_the_file_and_writes_no_store(tmp_path):
     manifest, arrays = write_dataset(tmp_path, SIZES)
     np.savez(tmp_path / "gbuffers" / "f001.npz", data=arrays[1][:-1], names=np.array(NAMES))
     with pytest.raises(EpeflowError, match=r"f001\.npz is 11x20, but its frame is 12x20"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
     assert not (tmp_path / "g.zarr").exists()
 
 
@@ -66,14 +66,14 @@ def test_wrong_channel_count_names_the_file(tmp_path):
     manifest, arrays = write_dataset(tmp_path, SIZES, names=None)
     np.savez(tmp_path / "gbuffers" / "f002.npz", data=arrays[2][..., :5])
     with pytest.raises(EpeflowError, match=r"f002\.npz has 5 channels, but the dataset's files have 9"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
 
 
 def test_other_channel_names_in_one_file_is_an_error(tmp_path):
     manifest, arrays = write_dataset(tmp_path, SIZES)
     np.savez(tmp_path / "gbuffers" / "f001.npz", data=arrays[1], names=np.array(NAMES[::-1]))
     with pytest.raises(EpeflowError, match=r"f001\.npz names its channels"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
 
 
 def test_frame_without_gbuffer_path(tmp_path):
@@ -82,7 +82,7 @@ def test_frame_without_gbuffer_path(tmp_path):
     df.loc[1, "gbuffer_path"] = None
     io.write_table(manifest, df, meta)
     with pytest.raises(EpeflowError, match=r"f001\.png has no G-buffer file"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
 
 
 def test_rerun_after_a_failure_resumes_and_result_is_deterministic(tmp_path):
@@ -90,11 +90,11 @@ def test_rerun_after_a_failure_resumes_and_result_is_deterministic(tmp_path):
     good = tmp_path / "gbuffers" / "f002.npz"
     good.rename(tmp_path / "f002.npz")
     with pytest.raises(EpeflowError, match="does not exist"):
-        build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
     assert (tmp_path / "g.zarr.partial").exists() and not (tmp_path / "g.zarr").exists()
     (tmp_path / "f002.npz").rename(good)
-    build_gbuffers(manifest, tmp_path / "g.zarr", _spec())
-    build_gbuffers(manifest, tmp_path / "again.zarr", _spec())
+    run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+    run_gbuffers(manifest, tmp_path / "again.zarr", _spec())
     a, b = GBufferStore(tmp_path / "g.zarr"), GBufferStore(tmp_path / "again.zarr")
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.std, b.std)

@@ -11,15 +11,15 @@ from PIL import Image
 from epeflow import io
 from epeflow.common.taxonomy import universal_from_cityscapes
 from epeflow.datasets.manifest import build_manifest, write_manifest
-from epeflow.demo.generate import generate_demo
+from epeflow.demo.generate import run_demo
 from epeflow.errors import EpeflowError
-from epeflow.labels import METHODS, make_labels
+from epeflow.labels import METHODS, run_labels
 
 
 @pytest.fixture
 def demo_manifest(tmp_path):
     spec = {"role": "synthetic", "labels": "gt", **DEMO_SPEC}
-    generate_demo(tmp_path / "demo", spec)
+    run_demo(tmp_path / "demo", spec)
     write_manifest(build_manifest("demo", spec, tmp_path / "demo"), tmp_path / "manifest.parquet",
                    tmp_path / "skipped.tsv")
     return spec, tmp_path
@@ -27,7 +27,7 @@ def demo_manifest(tmp_path):
 
 def test_gt_labels_of_a_demo_dataset(demo_manifest):
     spec, root = demo_manifest
-    info = make_labels(root / "manifest.parquet", root / "labels", spec, threads=2)
+    info = run_labels(root / "manifest.parquet", root / "labels", spec, threads=2)
     assert info["method"] == "gt" and info["num_frames"] == 6 and info["random_weights"] is False
     assert info["settings"] == {"gt_label_ids": "cityscapes"}
     label = np.asarray(Image.open(root / "labels" / "s01_f0001.png"))
@@ -42,7 +42,7 @@ def test_given_labels_from_a_file_list(tmp_path):
     (tmp_path / "files.txt").write_text("img/a.png,rl/a.png\n")
     spec = {"role": "real", "filelist": str(tmp_path / "files.txt"), "labels": "given"}
     write_manifest(build_manifest("ds", spec), tmp_path / "m.parquet", tmp_path / "s.tsv")
-    make_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
+    run_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
     out = np.asarray(Image.open(tmp_path / "labels" / "img__a.png"))
     assert set(np.unique(out).tolist()) == {98, 142}
 
@@ -51,7 +51,7 @@ def test_every_configurable_method_is_dispatched(demo_manifest, hub_dir):
     assert set(METHODS) == {"gt", "given", "mseg"}
     spec, root = demo_manifest
     with pytest.raises(EpeflowError, match="mseg weights not found"):  # weights reach the MSeg factory
-        make_labels(root / "manifest.parquet", root / "labels", {**spec, "labels": "mseg"}, weights={})
+        run_labels(root / "manifest.parquet", root / "labels", {**spec, "labels": "mseg"}, weights={})
     assert not (root / "labels").exists()
 
 
@@ -60,7 +60,7 @@ def test_gt_without_gt_labels_names_the_frame(tmp_path):
     spec = {"role": "real", "images": str(tmp_path / "img"), "labels": "gt"}
     write_manifest(build_manifest("ds", spec), tmp_path / "m.parquet", tmp_path / "s.tsv")
     with pytest.raises(EpeflowError, match=r"img/a.png has no GT label"):
-        make_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
+        run_labels(tmp_path / "m.parquet", tmp_path / "labels", spec)
     assert not (tmp_path / "labels").exists()
 
 
@@ -75,11 +75,11 @@ def test_a_restart_with_other_mseg_settings_starts_over(tmp_path, hub_dir, chang
     good = first.read_bytes()
     first.write_bytes(b"not a png")  # the first run dies on this frame, leaving its partial folder
     with pytest.raises(EpeflowError, match="corrupt"):
-        make_labels(manifest, tmp_path / "labels", MSEG_SPEC, allow_random=True)
+        run_labels(manifest, tmp_path / "labels", MSEG_SPEC, allow_random=True)
     first.write_bytes(good)
     io.write_png(io.partial_dir(tmp_path / "labels") / "f000.png", np.full((24, 40), 7, np.uint8))  # "finished"
     spec = {**MSEG_SPEC, "mseg": {**MSEG_SPEC["mseg"], **changed}}
-    info = make_labels(manifest, tmp_path / "labels", spec, allow_random=True)
+    info = run_labels(manifest, tmp_path / "labels", spec, allow_random=True)
     kept = (io.read_label(tmp_path / "labels" / "f000.png") == 7).all()
     assert kept == resumed
     assert info["settings"]["base_size"] == 24 and info["settings"]["flip"] == ("flip" not in changed)

@@ -4,7 +4,7 @@ from gbuffers_testdata import write_dataset
 
 from epeflow import io
 from epeflow.errors import EpeflowError
-from epeflow.labels.methods import make_labels
+from epeflow.labels.methods import run_labels
 
 SPEC = {"role": "real", "images": "unused", "labels": "mseg", "mseg": {"base_size": 24, "crop": 33, "batch_size": 4}}
 
@@ -18,7 +18,7 @@ def manifest(tmp_path, hub_dir):
 def test_labels_stage_runs_mseg_and_resumes(manifest, tmp_path):
     partial = io.partial_dir(tmp_path / "labels")
     io.write_png(partial / "f001.png", np.full((30, 30), 7, np.uint8))  # left by a killed run
-    info = make_labels(manifest, tmp_path / "labels", SPEC, {}, allow_random=True, threads=2)
+    info = run_labels(manifest, tmp_path / "labels", SPEC, {}, allow_random=True, threads=2)
     assert info["method"] == "mseg" and info["random_weights"] is True and info["num_frames"] == 3
     np.testing.assert_array_equal(io.read_label(tmp_path / "labels" / "f001.png"), 7)  # not recomputed
     for name in ("f000", "f002"):
@@ -29,5 +29,5 @@ def test_labels_stage_runs_mseg_and_resumes(manifest, tmp_path):
 
 def test_missing_mseg_weights_is_an_error_naming_the_file(manifest, tmp_path):
     with pytest.raises(EpeflowError, match=r"mseg-3m\.pth"):
-        make_labels(manifest, tmp_path / "labels", SPEC, {}, allow_random=False)
+        run_labels(manifest, tmp_path / "labels", SPEC, {}, allow_random=False)
     assert not (tmp_path / "labels").exists()

@@ -16,7 +16,7 @@ from epeflow.cli import main
 from epeflow.errors import EpeflowError
 from epeflow.io import write_json, write_png, write_table
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
-from epeflow.report.report import ReportInputs, build_report
+from epeflow.report.report import ReportInputs, run_report
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -115,7 +115,7 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
 def test_report_embeds_everything_and_parses(tmp_path):
     inputs = _artifacts(tmp_path, {})
     out = tmp_path / "report.html"
-    assert build_report("demo", out, inputs) is False
+    assert run_report("demo", out, inputs) is False
     page = out.read_text(encoding="utf-8")
     checker = _parse(page)
     # training curves, 2 match histograms, distances, preview, 4 source + 4 enhanced frames
@@ -136,7 +136,7 @@ def test_report_embeds_everything_and_parses(tmp_path):
 def test_banner_when_any_artifact_is_random(tmp_path, artifact):
     inputs = _artifacts(tmp_path, {artifact: True})
     out = tmp_path / "report.html"
-    assert build_report("demo", out, inputs) is True
+    assert run_report("demo", out, inputs) is True
     checker = _parse(out.read_text(encoding="utf-8"))
     assert "banner" in checker.classes
     assert RANDOM_WEIGHTS_WARNING in " ".join(checker.text)
@@ -145,7 +145,7 @@ def test_banner_when_any_artifact_is_random(tmp_path, artifact):
 def test_text_is_escaped(tmp_path):
     inputs = _artifacts(tmp_path, {})
     out = tmp_path / "report.html"
-    build_report("<script>alert(1)</script>", out, inputs)
+    run_report("<script>alert(1)</script>", out, inputs)
     page = out.read_text(encoding="utf-8")
     assert "<script>" not in page and "&lt;script&gt;" in page
     _parse(page)
@@ -156,7 +156,7 @@ def test_missing_source_frames_are_shown_as_missing(tmp_path):
     for path in pd.read_parquet(inputs.enhanced / "index.parquet")["source_path"]:
         Path(path).unlink()
     out = tmp_path / "report.html"
-    build_report("demo", out, inputs, max_frames=2)
+    run_report("demo", out, inputs, max_frames=2)
     checker = _parse(out.read_text(encoding="utf-8"))
     assert len(checker.images) == 5 + 2
     assert "source frame not found" in " ".join(checker.text)
@@ -166,7 +166,7 @@ def test_stale_pair_weights_are_an_error(tmp_path):
     inputs = _artifacts(tmp_path, {})
     write_table(inputs.pair_weights, pd.DataFrame({"weight": [1.0, 2.0]}), {})
     with pytest.raises(EpeflowError, match="weights.parquet has 2 rows"):
-        build_report("demo", tmp_path / "report.html", inputs)
+        run_report("demo", tmp_path / "report.html", inputs)
     assert not (tmp_path / "report.html").exists()
 
 
@@ -174,7 +174,7 @@ def test_not_a_model_file_is_an_error(tmp_path):
     inputs = _artifacts(tmp_path, {})
     torch.save({"generator": {}}, inputs.model)
     with pytest.raises(EpeflowError, match="model.pt is not an epeflow model"):
-        build_report("demo", tmp_path / "report.html", inputs)
+        run_report("demo", tmp_path / "report.html", inputs)
 
 
 def test_cli_report(tmp_path, capsys):

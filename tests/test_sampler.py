@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.train.sampler import WeightedPairSampler
+from epeflow.train.data import WeightedPairSampler
 
 
 def test_draws_follow_the_weights():

@@ -14,12 +14,12 @@ from epeflow.io import read_image, read_label, read_table, write_table
 from epeflow.train.data import (
     MatchedPairs,
     PairBatches,
+    WeightedPairSampler,
     check_crop_sizes,
     load_frames,
     make_loader,
     training_crop,
 )
-from epeflow.train.sampler import WeightedPairSampler
 
 
 @pytest.fixture(autouse=True, scope="module")

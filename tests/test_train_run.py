@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from epeflow.artifacts import checkpoints as ckpt
 from epeflow.errors import EpeflowError
 from epeflow.io import read_json, write_json
 from epeflow.models import load_generator
-from epeflow.train import run_training
+from epeflow.train import run_train
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -26,7 +27,7 @@ def exp(tmp_path_factory):
 
 def _train(exp, name: str, weights=None, allow_random=True, **spec):
     root = exp.root / name
-    run_training(**exp.train_args(root / "model.pt", root / "checkpoints"), spec={**TINY_TRAIN, **spec},
+    run_train(**exp.train_args(root / "model.pt", root / "checkpoints"), spec={**TINY_TRAIN, **spec},
                  weights=weights or {}, allow_random=allow_random)
     return root
 
@@ -136,6 +137,7 @@ def test_bad_settings_and_inputs_are_named(exp, hub_dir, tmp_path):
     write_json(labels / "other.json", {})
     args = exp.train_args(tmp_path / "model.pt", tmp_path / "checkpoints")
     with pytest.raises(EpeflowError, match="labels.json"):
-        run_training(**{**args, "dst_labels": labels}, spec=TINY_TRAIN, weights={}, allow_random=True)
+        run_train(**{**args, "inputs": replace(args["inputs"], dst_labels=labels)}, spec=TINY_TRAIN, weights={},
+                     allow_random=True)
     assert read_json(exp.src_labels / "labels.json")["num_frames"] == 4
 

@@ -1,7 +1,7 @@
 """A tiny experiment on disk for the train / enhance tests, in the contract layouts of the earlier stages.
 
 Source frames (PNG) with Cityscapes-id GT labels and real G-buffer files (imported into gbuffers.zarr
-through `epeflow.gbuffers.build_gbuffers`), robust label folders with labels.json, a target dataset, and
+through `epeflow.gbuffers.run_gbuffers`), robust label folders with labels.json, a target dataset, and
 matched pairs with sampling weights.
 """
 
@@ -20,6 +20,7 @@ from epeflow.common.lpips import LPIPS_CHANNELS, lin_key
 from epeflow.common.vgg16 import VGG16
 from epeflow.io import write_json, write_png, write_table
 from epeflow.provenance import stamp
+from epeflow.train import TrainInputs
 
 CITYSCAPES_IDS = np.array([0, 1, 7, 8, 11, 17, 20, 21, 22, 23, 24, 26], dtype=np.uint8)
 TINY_TRAIN = {
@@ -52,12 +53,12 @@ class Experiment:
     pair_weights: Path
 
     def train_args(self, out: Path | None = None, checkpoints: Path | None = None) -> dict:
-        return dict(
+        inputs = TrainInputs(
             src_manifest=self.src_manifest, dst_manifest=self.dst_manifest, src_labels=self.src_labels,
-            dst_labels=self.dst_labels, gbuffers=self.gbuffers, matches=self.matches,
-            pair_weights=self.pair_weights, checkpoints=checkpoints or self.root / "checkpoints",
-            out=out or self.root / "model.pt",
+            dst_labels=self.dst_labels, gbuffers=self.gbuffers, matches=self.matches, pair_weights=self.pair_weights,
         )
+        return dict(inputs=inputs, checkpoints=checkpoints or self.root / "checkpoints",
+                    out=out or self.root / "model.pt")
 
 
 def _blobby(rng: np.random.Generator, h: int, w: int, values: np.ndarray) -> np.ndarray:
@@ -110,14 +111,14 @@ def make_experiment(
     root: Path, *, frames: int = 4, size: tuple[int, int] = (40, 56), crop: int = 24, channels: int = 3,
     pairs: int = 12, seed: int = 0, random_labels: bool = False, random_matches: bool = False,
 ) -> Experiment:
-    from epeflow.gbuffers import build_gbuffers
+    from epeflow.gbuffers import run_gbuffers
 
     rng = np.random.default_rng(seed)
     src_manifest, src_labels = _dataset(root, "synth", frames, size, seed + 1, True, channels,
                                         ["train", "test"], random_labels)
     dst_manifest, dst_labels = _dataset(root, "real", frames, size, seed + 2, False, channels, ["train"], False)
     gbuffers = root / "synth" / "gbuffers.zarr"
-    build_gbuffers(src_manifest, gbuffers, {"role": "synthetic", "gbuffers": "real"})
+    run_gbuffers(src_manifest, gbuffers, {"role": "synthetic", "gbuffers": "real"})
 
     src_box, dst_box = _boxes(rng, pairs, size, crop), _boxes(rng, pairs, size, crop)
     matches = pd.DataFrame({

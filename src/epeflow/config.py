@@ -101,14 +101,13 @@ def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str,
     return entry
 
 
-@cache
-def _defaults(definition: str) -> str:
-    return json.dumps(validate_section(definition, {}, (definition,)))
-
-
-def section_defaults(definition: str) -> dict[str, Any]:
-    """The schema's defaults of a section: the one place defaults are written (settings classes read them)."""
-    return json.loads(_defaults(definition))
+def property_defaults(definition: str, *keys: str) -> dict[str, Any]:
+    """Defaults of the properties of a schema object: `definitions.<definition>` or an object nested in it
+    under `keys` (e.g. ("dataset", "mseg")), for settings classes that read a part of a section."""
+    node = load_schema()["definitions"][definition]
+    for key in keys:
+        node = node["properties"][key]
+    return {k: copy.deepcopy(v["default"]) for k, v in node["properties"].items() if "default" in v}
 
 
 def settings_from_spec(cls: type[T], definition: str, spec: Mapping[str, Any] | None, where: tuple[str, ...]) -> T:

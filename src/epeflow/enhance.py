@@ -76,7 +76,7 @@ def _claim_partial(partial: Path, digest: str) -> None:
     marker.write_text(digest + "\n")
 
 
-def enhance(
+def run_enhance(
     model_path: Path, manifest_path: Path, gbuffers_path: Path, out_dir: Path, spec: Mapping[str, Any]
 ) -> pd.DataFrame:
     """Enhance the configured split of the source dataset into `out_dir`; returns the index table."""

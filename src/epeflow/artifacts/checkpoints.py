@@ -118,6 +118,20 @@ def save_checkpoint(directory: Path, state: Mapping[str, Any], keep: int) -> Pat
     return path
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """One checkpoint file, checked to be an epeflow training checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise EpeflowError(f"checkpoint {path} does not exist; list results/<exp>/checkpoints/ for ckpt-*.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for foreign or truncated files
+        raise EpeflowError(f"checkpoint {path} cannot be read ({e}); use another ckpt-*.pt") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise EpeflowError(f"{path} is not an epeflow training checkpoint (format {CHECKPOINT_FORMAT!r})")
+    return state
+
+
 def load_latest(directory: Path, fp: str, max_iteration: int) -> dict[str, Any] | None:
     """The newest readable checkpoint of run `fp` at or before `max_iteration`, or None to start fresh.
 

@@ -226,6 +226,11 @@ class GBufferStore:
     def __len__(self) -> int:
         return len(self.frame_sizes)
 
+    def describe(self) -> dict[str, Any]:
+        """What a model trained on this store carries about it (enhancement checks its store against it)."""
+        return {"channels": self.channels, "names": list(self.names), "mean": self.mean.tolist(),
+                "std": self.std.tolist(), "mode": self.mode}
+
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen the group themselves
         state = self.__dict__.copy()
         state["_group"], state["_blocks"] = None, {}

@@ -28,7 +28,7 @@ from epeflow import io
 from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED
 from epeflow.errors import EpeflowError
 from epeflow.log import progress
-from epeflow.provenance import stamp
+from epeflow.provenance import marked_random, stamp
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +124,13 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
     io.finalize_dir(partial, out_dir)
     log.info("wrote %d label maps (%s) to %s", len(frames), method_name, out_dir)
     return info
+
+
+def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """What matters of a finished labels folder's labels.json: method, frame and class counts, random flag."""
+    path = Path(folder) / "labels.json"
+    if not path.is_file():
+        raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
+    info = io.read_json(path)
+    return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
+            "random_weights": marked_random(info)}

@@ -39,16 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from epeflow.demo.generate import generate_demo
+    from epeflow.demo.generate import run_demo
 
-    generate_demo(args.out_dir, spec(args))
+    run_demo(args.out_dir, spec(args))
     return 0
 
 
 def _manifest(args: argparse.Namespace) -> int:
-    from epeflow.datasets.manifest import build_manifest, write_manifest
+    from epeflow.datasets.manifest import run_manifest
 
-    manifest = build_manifest(args.name, spec(args), demo_dir=args.demo_dir, threads=args.threads)
     skipped = args.skipped if args.skipped is not None else args.out.with_name("skipped.tsv")
-    write_manifest(manifest, args.out, skipped)
+    run_manifest(args.name, spec(args), args.out, skipped, demo_dir=args.demo_dir, threads=args.threads)
     return 0

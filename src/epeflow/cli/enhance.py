@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _enhance(args: argparse.Namespace) -> int:
     import torch
 
-    from epeflow.enhance import enhance
+    from epeflow.enhance import run_enhance
 
     torch.set_num_threads(max(1, args.threads))
-    enhance(args.model, args.manifest, args.gbuffers, args.out_dir, spec(args))
+    run_enhance(args.model, args.manifest, args.gbuffers, args.out_dir, spec(args))
     return 0

@@ -76,6 +76,7 @@ def _register_export(cmds: argparse._SubParsersAction) -> None:
         "`epeflow_attrs` (ignored by the reference) so `epeflow epe import` restores the store exactly.",
     )
     sub = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+    _register_network_export(sub)
     p = _add(
         sub,
         "crops",
@@ -127,6 +128,26 @@ def _register_export(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "val", "test", "all"], default="all", help="frames of one split")
 
 
+def _register_network_export(sub: argparse._SubParsersAction) -> None:
+    p = _add(
+        sub, "generator", "model.pt -> reference <name>_gen-network.pth.tar",
+        "The generator of an epeflow model.pt as a file the reference code loads (width 1.0, >= 3 stages).",
+        _export_generator,
+    )
+    p.add_argument("model", type=path_arg, help="model.pt written by `epeflow train` or `epe import generator`")
+    p.add_argument("out", type=path_arg, help="<name>_gen-network.pth.tar to write")
+    p.add_argument("--allow-nonreference", action="store_true", help="write widths the reference cannot build")
+    p = _add(
+        sub, "discriminator", "training checkpoint -> reference <name>_disc-network.pth.tar",
+        "The PPDE discriminator of an epeflow checkpoint (results/<exp>/checkpoints/ckpt-*.pt) as the "
+        "reference's discriminator file, so a reference run can continue from it.",
+        _export_discriminator,
+    )
+    p.add_argument("checkpoint", type=path_arg, help="ckpt-*.pt of an epeflow training run")
+    p.add_argument("out", type=path_arg, help="<name>_disc-network.pth.tar to write")
+    p.add_argument("--allow-nonreference", action="store_true", help="write widths the reference cannot build")
+
+
 def _register_import(cmds: argparse._SubParsersAction) -> None:
     imp = cmds.add_parser(
         "import",
@@ -172,6 +193,21 @@ def _register_import(cmds: argparse._SubParsersAction) -> None:
     )
     p.add_argument("weights_npz", type=path_arg, help="weights npz (`w`)")
     p.add_argument("out", type=path_arg, help="weights.parquet to write")
+    p = _add(
+        sub,
+        "generator",
+        "reference <name>_gen-network.pth.tar -> model.pt",
+        "model.pt from a generator trained with the reference code. Stages, G-buffer layers, channels, classes "
+        "and mode are read from the file's keys and shapes; --gbuffers gives the G-buffer channel names and "
+        "statistics that `epeflow enhance` normalises with (not needed for img-mode generators).",
+        _import_generator,
+    )
+    p.add_argument("reference_file", type=path_arg, help="<name>_gen-network.pth.tar written by the reference")
+    p.add_argument("--out", type=path_arg, required=True, help="model.pt to write")
+    p.add_argument("--gbuffers", type=path_arg, default=None, help="gbuffers.zarr of the dataset to enhance")
+    p.add_argument("--gbuffer-mode", choices=["fake", "all", "no_light", "geometry", "img"], default=None,
+                   help="G-buffer mode when the channel count does not say it")
+    p.add_argument("--num-stages", type=int, default=None, help="HRNet stages, when not inferable")
 
 
 def _find_knn(args: argparse.Namespace) -> int:
@@ -265,4 +301,26 @@ def _import_weights(args: argparse.Namespace) -> int:
     from epeflow.epe.formats import import_weights
 
     import_weights(args.weights_npz, args.out)
+    return 0
+
+
+def _import_generator(args: argparse.Namespace) -> int:
+    from epeflow.epe.networks import import_generator_model
+
+    overrides = {"num_stages": args.num_stages} if args.num_stages else {}
+    import_generator_model(args.reference_file, args.out, args.gbuffers, args.gbuffer_mode, **overrides)
+    return 0
+
+
+def _export_generator(args: argparse.Namespace) -> int:
+    from epeflow.epe.networks import export_generator_model
+
+    export_generator_model(args.model, args.out, args.allow_nonreference)
+    return 0
+
+
+def _export_discriminator(args: argparse.Namespace) -> int:
+    from epeflow.epe.networks import export_discriminator_checkpoint
+
+    export_discriminator_checkpoint(args.checkpoint, args.out, reference_shapes=not args.allow_nonreference)
     return 0

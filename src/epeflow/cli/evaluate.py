@@ -33,12 +33,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from epeflow.artifacts.metrics import write_metrics
     from epeflow.config import validate_section
-    from epeflow.metrics.evaluate import evaluate
+    from epeflow.metrics.evaluate import run_evaluate
 
     torch.set_num_threads(max(1, args.threads))
     experiment = args.experiment or args.out.resolve().parent.name
     settings = validate_section("evaluate", spec(args), ("experiments", experiment, "evaluate"))
-    doc = evaluate(
+    doc = run_evaluate(
         args.enhanced, args.src_manifest, args.dst_manifest, settings, spec(args, "weights"),
         args.allow_random_weights, experiment, threads=args.threads,
     )

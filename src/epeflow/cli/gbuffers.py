@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _gbuffers(args: argparse.Namespace) -> int:
-    from epeflow.gbuffers import build_gbuffers
+    from epeflow.gbuffers import run_gbuffers
 
-    build_gbuffers(
+    run_gbuffers(
         args.manifest, args.out, spec(args), spec(args, "weights"), args.allow_random_weights, max(1, args.threads)
     )
     return 0

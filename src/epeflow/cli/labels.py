@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _labels(args: argparse.Namespace) -> int:
-    from epeflow.labels.methods import make_labels
+    from epeflow.labels.methods import run_labels
 
-    make_labels(args.manifest, args.out_dir, spec(args), spec(args, "weights"), args.allow_random_weights,
+    run_labels(args.manifest, args.out_dir, spec(args), spec(args, "weights"), args.allow_random_weights,
                 args.threads)
     return 0

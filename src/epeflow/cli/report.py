@@ -30,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from epeflow.report.report import ReportInputs, build_report
+    from epeflow.report.report import ReportInputs, run_report
 
     inputs = ReportInputs(
         args.metrics, args.model, args.enhanced, args.matches, args.pair_weights, args.preview, args.distances
     )
-    build_report(args.experiment, args.out, inputs, max_frames=args.max_frames)
+    run_report(args.experiment, args.out, inputs, max_frames=args.max_frames)
     return 0

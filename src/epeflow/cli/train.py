@@ -35,13 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from epeflow.train import run_training
+    from epeflow.train import TrainInputs, run_train
 
     torch.set_num_threads(max(1, args.threads))
-    run_training(
+    inputs = TrainInputs(
         src_manifest=args.src_manifest, dst_manifest=args.dst_manifest, src_labels=args.src_labels,
         dst_labels=args.dst_labels, gbuffers=args.gbuffers, matches=args.matches, pair_weights=args.pair_weights,
-        checkpoints=args.checkpoints, out=args.out, spec=spec(args), weights=spec(args, "weights"),
-        allow_random=args.allow_random_weights,
     )
+    run_train(inputs, args.checkpoints, args.out, spec(args), spec(args, "weights"), args.allow_random_weights)
     return 0

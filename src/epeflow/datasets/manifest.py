@@ -119,3 +119,11 @@ def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLi
 
 def write_manifest(manifest: Manifest, out: str | os.PathLike[str], skipped: str | os.PathLike[str]) -> None:
     manifest_file.write_manifest(manifest.frames, manifest.meta, out, manifest.skipped, skipped)
+
+
+def run_manifest(name: str, spec: Mapping[str, Any], out: str | os.PathLike[str], skipped: str | os.PathLike[str],
+                 demo_dir: str | os.PathLike[str] | None = None, threads: int = 1) -> Manifest:
+    """`epeflow manifest`: build the manifest of dataset `name` and write it with its skipped.tsv."""
+    manifest = build_manifest(name, spec, demo_dir=demo_dir, threads=threads)
+    write_manifest(manifest, out, skipped)
+    return manifest

@@ -90,7 +90,7 @@ def render_frames(spec: Mapping[str, Any]):
             yield frame_name(s, i), s, i, to_uint8(image), surf.label, gbuf
 
 
-def generate_demo(out_dir: str | Path, spec: Mapping[str, Any]) -> dict[str, Any]:
+def run_demo(out_dir: str | Path, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Generate the demo dataset described by a dataset config entry into `out_dir` (atomically)."""
     spec = validate_dataset(spec)
     if "demo" not in spec:

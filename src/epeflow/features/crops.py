@@ -23,7 +23,7 @@ from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_comple
 from epeflow.artifacts.manifest import read_frames
 from epeflow.common.device import select_device
 from epeflow.common.vgg16 import VGG16, build_vgg16
-from epeflow.config import check_crop_fits_vgg, section_defaults, settings_from_spec
+from epeflow.config import check_crop_fits_vgg, property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes, shard_range
 from epeflow.io import PathLike, atomic_path, read_image
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-_DEFAULTS = section_defaults("crops")
+_DEFAULTS = property_defaults("crops")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Other stages read them through `epeflow.artifacts.gbuffers.GBufferStore` (per-fr
 normalised with the dataset's channel mean / std, upsampled to frame size when stored at feature resolution).
 """
 
-from epeflow.gbuffers.build import build_gbuffers
+from epeflow.gbuffers.build import run_gbuffers
 from epeflow.gbuffers.channels import GROUPS, select_channels
 from epeflow.gbuffers.settings import GBufferSettings
 
-__all__ = ["GROUPS", "GBufferSettings", "build_gbuffers", "select_channels"]
+__all__ = ["GROUPS", "GBufferSettings", "run_gbuffers", "select_channels"]

@@ -13,7 +13,7 @@ from epeflow.errors import EpeflowError
 from epeflow.gbuffers.settings import GBufferSettings
 
 
-def build_gbuffers(
+def run_gbuffers(
     manifest_path: Path,
     out: Path,
     spec: Mapping[str, Any],

@@ -12,7 +12,7 @@ from epeflow.common.taxonomy import (
     universal_names,
     universal_palette,
 )
-from epeflow.labels.methods import METHODS, make_labels
+from epeflow.labels.methods import METHODS, run_labels
 
 __all__ = [
     "MATERIAL_NAMES",
@@ -21,7 +21,7 @@ __all__ = [
     "NUM_UNIVERSAL_CLASSES",
     "UNLABELED",
     "colorize",
-    "make_labels",
+    "run_labels",
     "materials_from_cityscapes",
     "per_frame",
     "universal_from_cityscapes",

@@ -48,7 +48,7 @@ def _mseg(spec: Mapping[str, Any], weights: Mapping[str, Any], allow_random: boo
 METHODS: dict[str, MethodFactory] = {"gt": _gt, "given": _given, "mseg": _mseg}
 
 
-def make_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: Mapping[str, Any],
+def run_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: Mapping[str, Any],
                 weights: Mapping[str, Any] | None = None, allow_random: bool = False,
                 threads: int = 1) -> dict[str, Any]:
     """Robust label maps for every frame of a manifest, by the dataset's `labels` method."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.knn import METRIC, check_same_dim, create_knn_store
-from epeflow.config import section_defaults, settings_from_spec
+from epeflow.config import property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, atomic_path
 from epeflow.log import progress
@@ -36,7 +36,7 @@ KnnChunk = tuple[int, np.ndarray, np.ndarray]  # (start, dist (n, k) float32, in
 INDEX_KINDS = ("flat", "ivf", "ivfpq")
 
 
-_DEFAULTS = section_defaults("knn")
+_DEFAULTS = property_defaults("knn")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Evaluation metrics: LPIPS (also a training loss), KID and Fréchet distance on VGG16 features."""
 
 from epeflow.common.lpips import LPIPS, build_lpips
-from epeflow.metrics.evaluate import METRICS, EvalContext, evaluate
+from epeflow.metrics.evaluate import METRICS, EvalContext, run_evaluate
 from epeflow.metrics.kid import KidResult, frechet_distance, kid, mmd2_unbiased
 
-__all__ = ["LPIPS", "METRICS", "EvalContext", "KidResult", "build_lpips", "evaluate", "frechet_distance", "kid",
+__all__ = ["LPIPS", "METRICS", "EvalContext", "KidResult", "build_lpips", "run_evaluate", "frechet_distance", "kid",
            "mmd2_unbiased"]

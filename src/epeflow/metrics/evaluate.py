@@ -211,7 +211,7 @@ def run_metrics(ctx: EvalContext, names: list[str]) -> dict[str, dict[str, Any]]
     return results
 
 
-def evaluate(
+def run_evaluate(
     enhanced_dir: Path,
     src_manifest: Path,
     dst_manifest: Path,

@@ -280,7 +280,7 @@ def render_html(
 # ---------------------------------------------------------------- the stage
 
 
-def build_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int = 8) -> bool:
+def run_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int = 8) -> bool:
     """Write the report HTML atomically; returns whether anything in it was computed with random weights."""
     metrics_doc = read_metrics(inputs.metrics)
     model = load_model_summary(inputs.model)

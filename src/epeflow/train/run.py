@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from epeflow.artifacts import checkpoints as ckpt
+from epeflow.artifacts.labels import read_labels_info
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
 from epeflow.common.lpips import build_lpips
@@ -21,7 +23,6 @@ from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
 from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
-from epeflow.io import read_json
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, make_loader
@@ -38,16 +39,6 @@ from epeflow.train.settings import TrainSettings
 log = logging.getLogger(__name__)
 
 
-def labels_info(folder: Path) -> dict[str, Any]:
-    """What matters of a labels folder's labels.json (method, frame count, random flag)."""
-    path = Path(folder) / "labels.json"
-    if not path.is_file():
-        raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
-    info = read_json(path)
-    return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
-            "random_weights": marked_random(info)}
-
-
 def gbuffer_mode(store: Any) -> str:
     """The reference's name for the store's G-buffers: `fake`, or the channel group of real ones."""
     return "fake" if store.mode == "fake" else str(store.attrs.get("gbuffer_channels", "all"))
@@ -59,21 +50,21 @@ def frames_digest(frames: Frames) -> str:
     return ckpt.array_digest(np.array(frames.ids, dtype=object), frames.sizes, has_gt)
 
 
-def gbuffer_info(store: Any) -> dict[str, Any]:
-    """The G-buffer description model.pt carries (enhancement checks its store against it)."""
-    return {"channels": store.channels, "names": list(store.names), "mean": store.mean.tolist(),
-            "std": store.std.tolist(), "mode": store.mode}
+@dataclass(frozen=True)
+class TrainInputs:
+    """The files training reads, all written by earlier stages."""
+
+    src_manifest: Path  # manifest.parquet of the synthetic dataset
+    dst_manifest: Path  # ... of the real dataset
+    src_labels: Path  # robust label folders
+    dst_labels: Path
+    gbuffers: Path  # gbuffers.zarr of the synthetic dataset
+    matches: Path  # matches.parquet
+    pair_weights: Path  # weights.parquet
 
 
-def run_training(
-    *,
-    src_manifest: Path,
-    dst_manifest: Path,
-    src_labels: Path,
-    dst_labels: Path,
-    gbuffers: Path,
-    matches: Path,
-    pair_weights: Path,
+def run_train(
+    inputs: TrainInputs,
     checkpoints: Path,
     out: Path,
     spec: Mapping[str, Any],
@@ -81,14 +72,16 @@ def run_training(
     allow_random: bool,
 ) -> TrainState:
     """Train (or continue training) and write `out`; CPU threads are the caller's choice (torch.set_num_threads)."""
+    src_manifest, dst_manifest, gbuffers = inputs.src_manifest, inputs.dst_manifest, inputs.gbuffers
+    src_labels, dst_labels = inputs.src_labels, inputs.dst_labels
     from epeflow.artifacts.gbuffers import GBufferStore
-    from epeflow.train.sampler import WeightedPairSampler
+    from epeflow.train.data import WeightedPairSampler
 
     settings = TrainSettings.from_spec(dict(spec))
     runtime = Runtime.detect(settings.amp, settings.device)
     log.info("training on %s (amp: %s) for %d iterations", runtime.device, runtime.amp, settings.iterations)
 
-    pairs = load_pairs(matches, pair_weights)
+    pairs = load_pairs(inputs.matches, inputs.pair_weights)
     src, _ = load_frames(src_manifest)
     dst, _ = load_frames(dst_manifest)
     store = GBufferStore(gbuffers)
@@ -97,7 +90,7 @@ def run_training(
                            "rerun `epeflow gbuffers` for this manifest")
     crop_h, crop_w = check_crop_sizes(pairs, settings.crop_size)
     log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
-    src_labels_info, dst_labels_info = labels_info(src_labels), labels_info(dst_labels)
+    src_labels_info, dst_labels_info = read_labels_info(src_labels), read_labels_info(dst_labels)
 
     vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random, padding="replicate")  # as the reference's
     lpips, lpips_random = build_lpips(weights, allow_random)
@@ -112,7 +105,7 @@ def run_training(
     inputs = {
         "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
         "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
-        "gbuffers": gbuffer_info(store), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
+        "gbuffers": store.describe(), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
         "pretrained": {"vgg16": not vgg_random, "lpips": not lpips_random},
     }
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
@@ -151,7 +144,7 @@ def run_training(
         device=str(runtime.device),
     )
     if runtime.is_main:
-        write_model(out, state.generator.state_dict(), state.generator.config.to_dict(), gbuffer_info(store),
+        write_model(out, state.generator.state_dict(), state.generator.config.to_dict(), store.describe(),
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
     return state

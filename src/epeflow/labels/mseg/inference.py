@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from epeflow.common.device import select_device
+from epeflow.config import property_defaults
 from epeflow.errors import EpeflowError
 from epeflow.labels.mseg.checkpoint import build_mseg
 from epeflow.labels.mseg.hrnet import HRNetV2
@@ -29,21 +30,25 @@ STD_255 = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 MULTI_SCALE = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 
+_DEFAULTS = property_defaults("dataset", "mseg")
+
+
 @dataclass(frozen=True)
 class MsegSettings:
-    """Defaults: the 1080p single-scale configuration of the released model."""
+    """Defaults are the schema's (`datasets.<ds>.mseg`): the 1080p single-scale configuration of the released
+    model."""
 
-    base_size: int = 1080  # short side of the frame at scale 1 (MSeg's 360 / 720 / 1080 configurations)
-    scales: tuple[float, ...] = (1.0,)  # MULTI_SCALE for the multi-scale configuration
-    crop: int = 713  # window side
-    stride_rate: float = 2 / 3
-    batch_size: int = 4  # windows per forward pass (each also mirrored)
-    flip: bool = True
+    base_size: int = _DEFAULTS["base_size"]  # short side at scale 1 (MSeg's 360 / 720 / 1080 configurations)
+    scales: tuple[float, ...] = tuple(_DEFAULTS["scales"])  # MULTI_SCALE for the multi-scale configuration
+    crop: int = _DEFAULTS["crop"]  # window side
+    stride_rate: float = 2 / 3  # MSeg's, not a setting
+    batch_size: int = _DEFAULTS["batch_size"]  # windows per forward pass (each also mirrored)
+    flip: bool = _DEFAULTS["flip"]
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any] | None, key: str = "mseg") -> MsegSettings:
         spec = dict(spec or {})
-        scales = spec.get("scales", [1.0])
+        scales = spec.get("scales", list(cls.scales))
         if not scales or any(float(s) <= 0 for s in scales):
             raise EpeflowError(f"config key `{key}.scales`: give positive scales, e.g. [1.0] or [0.5, ..., 1.75]")
         settings = cls(
