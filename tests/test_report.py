@@ -69,6 +69,8 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
             "kid_vgg": {"description": "KID", "lower_is_better": True, "enhanced": {"mean": 0.01, "std": 0.002},
                         "source": {"mean": 0.05, "std": 0.003}},
             "fid_vgg": {"description": "FID", "lower_is_better": True, "enhanced": 12.5, "source": 30.25},
+            "swd": {"description": "SWD", "lower_is_better": True, "enhanced": {"mean": 0.15, "per_level": [0.2, 0.1]},
+                    "source": {"mean": 0.35, "per_level": [0.4, 0.3]}},
             "lpips": {"description": "LPIPS source vs enhanced", "mean": 0.21, "std": 0.05, "n": 4},
             "skvd": {"skipped": "needs at least 2 enhanced frames"},
         },
@@ -129,6 +131,7 @@ def test_report_embeds_everything_and_parses(tmp_path):
     assert "kid_vgg" in text and "0.01 ± 0.002" in text and "0.05 ± 0.003" in text and "30.25" in text
     assert "source frames covered" in text and "40" in text
     assert "skvd" in text and "needs at least 2 enhanced frames" in text
+    assert "swd level 1" in text and "0.3" in text and "1/2 resolution" in text  # per pyramid level, both sides
     assert "banner" not in checker.classes and RANDOM_WEIGHTS_WARNING not in page
 
 

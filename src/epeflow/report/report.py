@@ -188,11 +188,16 @@ def _metrics_section(doc: Mapping[str, Any]) -> str:
                      "<th>what</th></tr>")
         for name, m in compared.items():
             better = "lower" if m.get("lower_is_better", True) else "higher"
-            parts.append(
-                f"<tr><th>{_e(name)}</th><td class='num'>{_e(_fmt(m['enhanced']))}</td>"
-                f"<td class='num'>{_e(_fmt(m['source']))}</td><td>{_e(better)}</td>"
-                f"<td>{_e(m.get('description', ''))}</td></tr>"
-            )
+            rows = [(name, m["enhanced"], m["source"], m.get("description", ""))]
+            levels = zip(*(m[side].get("per_level", []) if isinstance(m[side], Mapping) else []
+                           for side in ("enhanced", "source")), strict=True)
+            rows += [(f"{name} level {k}", e, s, f"pyramid level {k} (1/{2**k} resolution)")
+                     for k, (e, s) in enumerate(levels)]
+            for label, enhanced, source, what in rows:
+                parts.append(
+                    f"<tr><th>{_e(label)}</th><td class='num'>{_e(_fmt(enhanced))}</td>"
+                    f"<td class='num'>{_e(_fmt(source))}</td><td>{_e(better)}</td><td>{_e(what)}</td></tr>"
+                )
         parts.append("</table>")
     for name, m in metrics.items():
         if name in compared or not isinstance(m, Mapping):
