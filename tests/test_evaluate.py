@@ -48,6 +48,7 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert m["swd_lab"]["enhanced"] < m["swd_lab"]["source"]
     assert m["swd"]["enhanced"]["mean"] < m["swd"]["source"]["mean"]
     assert len(m["swd"]["enhanced"]["per_level"]) == len(m["swd"]["source"]["per_level"]) >= 2
+    assert m["swd"]["descriptors_per_image"] == 128  # Karras et al.'s default, recorded with the numbers
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     json.dumps(doc)  # plain JSON types only

@@ -173,8 +173,9 @@ def swd_patches(ctx: EvalContext) -> dict[str, Any]:
         "lower_is_better": True, "needs_weights": False,
     }
     for side in ("enhanced", "source"):
-        r = swd(frames_rgb(ctx, side), real, seed=seed)
+        r = swd(frames_rgb(ctx, side), real, descriptors_per_image=ctx.settings["swd_descriptors"], seed=seed)
         result[side] = {"mean": r.mean, "per_level": list(r.per_level)}
+    result["descriptors_per_image"] = ctx.settings["swd_descriptors"]
     return result
 
 
@@ -185,8 +186,8 @@ def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
     return {
         "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
         "lower_is_better": True, "needs_weights": False,
-        "enhanced": swd_lab(frames_rgb(ctx, "enhanced"), real, seed=seed),
-        "source": swd_lab(frames_rgb(ctx, "source"), real, seed=seed),
+        "enhanced": swd_lab(frames_rgb(ctx, "enhanced"), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed),
+        "source": swd_lab(frames_rgb(ctx, "source"), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed),
     }
 
 
