@@ -144,6 +144,19 @@ def table_columns(path: PathLike) -> list[str]:
     return list(_read_schema(path).names)
 
 
+def load_torch_file(path: PathLike, what: str, missing: str, unreadable: str) -> Any:
+    """`torch.load` (weights_only, CPU) of one of our files; errors name `what` and the file and say what to do."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise EpeflowError(f"{what} {path} does not exist; {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for foreign or truncated files
+        raise EpeflowError(f"{what} {path} cannot be read ({e}); {unreadable}") from e
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them."""
     path = Path(path)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.io import atomic_path, read_json, write_json
+from epeflow.io import atomic_path, load_torch_file, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,8 @@ def save_checkpoint(directory: Path, state: Mapping[str, Any], keep: int) -> Pat
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """One checkpoint file, checked to be an epeflow training checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise EpeflowError(f"checkpoint {path} does not exist; list results/<exp>/checkpoints/ for ckpt-*.pt")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for foreign or truncated files
-        raise EpeflowError(f"checkpoint {path} cannot be read ({e}); use another ckpt-*.pt") from e
+    state = load_torch_file(path, "checkpoint", "list results/<exp>/checkpoints/ for ckpt-*.pt",
+                            "use another ckpt-*.pt")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise EpeflowError(f"{path} is not an epeflow training checkpoint (format {CHECKPOINT_FORMAT!r})")
     return state

@@ -7,13 +7,12 @@ Keys: format, generator (state dict), generator_config, gbuffers (channel names,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.io import PathLike, atomic_path
+from epeflow.io import PathLike, atomic_path, load_torch_file
 
 MODEL_FORMAT = "epeflow-model/1"
 
@@ -43,13 +42,7 @@ def write_model(
 
 def read_model(path: PathLike) -> dict[str, Any]:
     """The model dict, checked to be an epeflow model."""
-    path = Path(path)
-    if not path.is_file():
-        raise EpeflowError(f"model {path} does not exist; run `epeflow train` first")
-    try:
-        model = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for foreign or truncated files
-        raise EpeflowError(f"model {path} cannot be read ({e}); delete it and rerun `epeflow train`") from e
+    model = load_torch_file(path, "model", "run `epeflow train` first", "delete it and rerun `epeflow train`")
     if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
         found = model.get("format") if isinstance(model, dict) else type(model).__name__
         raise EpeflowError(f"{path} is not an epeflow model (format {found!r}, expected {MODEL_FORMAT!r})")
