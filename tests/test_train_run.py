@@ -141,3 +141,14 @@ def test_bad_settings_and_inputs_are_named(exp, hub_dir, tmp_path):
                      allow_random=True)
     assert read_json(exp.src_labels / "labels.json")["num_frames"] == 4
 
+
+
+def test_patchgan_training_needs_no_vgg16(exp, tmp_path, hub_dir):
+    with pytest.raises(EpeflowError, match=r"train.crop_size`: training crops of 24x24 px .* \(32 px\)"):
+        _train(exp, "patchgan", iterations=1, discriminator="patchgan")  # the fixture's 24-px crops
+    large = make_experiment(tmp_path / "large", size=(48, 64), crop=32)
+    root = _train(large, "patchgan", iterations=1, discriminator="patchgan")
+    provenance = load_generator(root / "model.pt")[1]["provenance"]
+    # no discriminator VGG16 is built (a PatchGAN judges pixels), so none is stamped random; LPIPS still is
+    assert provenance["vgg16_random"] is False and provenance["lpips_random"] is True
+    assert _checkpoint(root, 1)["discriminator_config"]["num_scales"] == 3

@@ -39,6 +39,11 @@ class PatchGANConfig:
         if min(sizes) < 1 or not self.width > 0:
             raise EpeflowError(f"patchgan config: all values must be positive, got {asdict(self)}")
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest image side every scale can judge: each strided conv halves, each scale halves again."""
+        return 2 ** (self.num_layers - 1 + self.num_scales - 1)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -176,7 +176,7 @@ def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim
 
 
 def train_loop(
-    state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16, objectives: Objectives,
+    state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16 | None, objectives: Objectives,
     settings: TrainSettings, runtime: Runtime, on_checkpoint: Callable[[TrainState], None],
 ) -> TrainState:
     """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration."""

@@ -23,10 +23,12 @@ from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
 from epeflow.common.vgg16 import build_vgg16
 from epeflow.errors import EpeflowError
+from epeflow.models.disc_inputs import IMAGE
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, make_loader
 from epeflow.train.loop import (
+    DISCRIMINATORS,
     Objectives,
     TrainState,
     build_state,
@@ -92,9 +94,12 @@ def run_train(
     log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
     src_labels_info, dst_labels_info = read_labels_info(src_labels), read_labels_info(dst_labels)
 
-    vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random, padding="replicate")  # as the reference's
+    vgg, vgg_random = None, False  # a PatchGAN judges pixels: no VGG16 to build, load or run
+    if any(name != IMAGE for name in DISCRIMINATORS[settings.discriminator].input_names):
+        vgg, vgg_random = build_vgg16(weights.get("vgg16"), allow_random, padding="replicate")  # as the reference's
+        vgg = runtime.prepare(vgg)
     lpips, lpips_random = build_lpips(weights, allow_random)
-    vgg, lpips = runtime.prepare(vgg), runtime.prepare(lpips)
+    lpips = runtime.prepare(lpips)
     upstream = {
         "gbuffers": store.random_weights, "matches": marked_random(pairs.meta),
         "pair_weights": marked_random(pairs.weight_meta),
@@ -106,14 +111,22 @@ def run_train(
         "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
         "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
         "gbuffers": store.describe(), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
-        "pretrained": {"vgg16": not vgg_random, "lpips": not lpips_random},
+        "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
     }
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
     ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
     gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
     num_labels = int(src_labels_info["num_classes"] or NUM_UNIVERSAL_CLASSES)
-    state = build_state(settings, gen_config, discriminator_config(settings, num_labels), runtime)
+    disc_config = discriminator_config(settings, num_labels)
+    min_size = getattr(disc_config, "min_input_size", 1)
+    if min(crop_h, crop_w) < min_size:
+        raise EpeflowError(
+            f"config key `train.crop_size`: training crops of {crop_h}x{crop_w} px are smaller than the "
+            f"{settings.discriminator} discriminator can judge ({min_size} px); use larger crops or "
+            "`discriminator: ppde`"
+        )
+    state = build_state(settings, gen_config, disc_config, runtime)
     sampler = WeightedPairSampler(pairs.weight, settings.seed)
     resumed = ckpt.load_latest(checkpoints, fp, settings.iterations)
     if resumed is not None:
