@@ -9,7 +9,15 @@ from train_fixtures import TINY_TRAIN, one_torch_thread
 from epeflow.common.lpips import LPIPS, uniform_lin_weights
 from epeflow.common.runtime import Runtime
 from epeflow.common.vgg16 import VGG16
-from epeflow.train.loop import LossLog, Objectives, build_state, discriminator_config, generator_config, train_loop
+from epeflow.train.loop import (
+    LossLog,
+    Objectives,
+    build_state,
+    discriminator_config,
+    generator_config,
+    train_loop,
+    update_ema,
+)
 from epeflow.train.settings import TrainSettings
 
 
@@ -74,3 +82,13 @@ def test_losses_are_logged_as_means_over_the_window():
     assert log.final_history(4) == {"iteration": [3, 4], "g": [3.0, 4.0]}  # a run ending between log lines
     assert log.history == {"iteration": [3], "g": [3.0]} and log.count == 1  # ... leaves the window open
     assert log.flush(5) == {"g": 4.0}
+
+
+def test_weight_average_follows_the_live_weights_with_warm_up():
+    live, average = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    torch.nn.init.constant_(live.weight, 1.0)
+    torch.nn.init.constant_(average.weight, 0.0)
+    update_ema(average, live, decay=0.99, step=0)  # warm-up: d = 1/10, not 0.99
+    assert torch.allclose(average.weight, torch.full_like(average.weight, 0.9))
+    update_ema(average, live, decay=0.5, step=1000)  # long after warm-up: d = decay
+    assert torch.allclose(average.weight, torch.full_like(average.weight, 0.95))

@@ -52,7 +52,7 @@ def _assert_same_tensors(a, b, where=""):
 
 
 def test_resumed_training_reaches_exactly_the_weights_of_an_uninterrupted_run(exp, hub_dir, caplog):
-    spec = {"iterations": 4, "checkpoint_every": 2, "log_every": 3, "crop_size": 16, "flip": True}
+    spec = {"iterations": 4, "checkpoint_every": 2, "log_every": 3, "crop_size": 16, "flip": True, "ema_decay": 0.9}
     straight = _train(exp, "straight", **spec)
     # a run with DataLoader workers (they prefetch past the checkpoint) killed after its checkpoint at
     # iteration 2, in the middle of a log window; continued without workers
@@ -63,11 +63,13 @@ def test_resumed_training_reaches_exactly_the_weights_of_an_uninterrupted_run(ex
     assert "resuming from" in caplog.text and "(iteration 2)" in caplog.text and "stale" not in caplog.text
 
     a, b = _checkpoint(straight, 4), _checkpoint(resumed, 4)
-    for key in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "sampler", "losses"):
+    for key in ("generator", "generator_ema", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "sampler",
+                "losses"):
         _assert_same_tensors(a[key], b[key], key)
     _, model_a = load_generator(straight / "model.pt")
     _, model_b = load_generator(resumed / "model.pt")
     _assert_same_tensors(model_a["generator"], model_b["generator"])
+    _assert_same_tensors(model_a["generator"], a["generator_ema"])  # the delivered model is the weight average
     assert model_a["history"] == model_b["history"] and model_a["history"]["iteration"] == [3, 4]
 
 

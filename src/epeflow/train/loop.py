@@ -6,6 +6,7 @@ runs (`Runtime`), and what to do at a checkpoint (a callback). The loop itself f
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class TrainState:
     sched_d: torch.optim.lr_scheduler.LRScheduler
     iteration: int = 0
     losses: LossLog = field(default_factory=LossLog)
+    generator_ema: IENet | None = None  # moving average of the generator's weights (`ema_decay` > 0)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class TrainState:
             "sched_d": self.sched_d.state_dict(),
             "iteration": self.iteration,
             "losses": self.losses.state_dict(),
+            **({"generator_ema": self.generator_ema.state_dict()} if self.generator_ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -111,6 +114,12 @@ class TrainState:
         self.sched_d.load_state_dict(state["sched_d"])
         self.iteration = int(state["iteration"])
         self.losses.load_state_dict(state["losses"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state["generator_ema"])
+
+    def generator_to_keep(self) -> IENet:
+        """The generator a finished run delivers: the weight average when one is kept."""
+        return self.generator if self.generator_ema is None else self.generator_ema
 
 
 def generator_config(
@@ -146,13 +155,32 @@ def build_state(settings: TrainSettings, gen_config: IENetConfig, disc_config: P
     torch.manual_seed(settings.seed)
     generator = runtime.prepare(IENet(gen_config))
     discriminator = runtime.prepare(DISCRIMINATORS[settings.discriminator](disc_config))
+    generator_ema = None
+    if settings.ema_decay > 0:
+        generator_ema = copy.deepcopy(generator).requires_grad_(False)
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas)
     return TrainState(
         generator, discriminator, opt_g, opt_d,
         torch.optim.lr_scheduler.StepLR(opt_g, settings.lr_step, settings.lr_gamma),
         torch.optim.lr_scheduler.StepLR(opt_d, settings.lr_step_discriminator, settings.lr_gamma),
+        generator_ema=generator_ema,
     )
+
+
+@torch.no_grad()
+def update_ema(average: nn.Module, live: nn.Module, decay: float, step: int) -> None:
+    """average <- d * average + (1 - d) * live, with d = min(decay, (1 + step) / (10 + step)).
+
+    The warm-up (as TensorFlow's ExponentialMovingAverage with num_updates) keeps the first steps from being
+    dominated by the random initialisation, which matters for short runs. Buffers (spectral-norm power
+    iteration vectors) are copied from the live network.
+    """
+    d = min(decay, (1 + step) / (10 + step))
+    for a, p in zip(average.parameters(), live.parameters(), strict=True):
+        a.lerp_(p.detach(), 1 - d)
+    for a, b in zip(average.buffers(), live.buffers(), strict=True):
+        a.copy_(b)
 
 
 @dataclass(frozen=True)
@@ -205,6 +233,8 @@ def train_loop(
             g_perceptual = obj.perceptual(b["image"], enhanced).float().mean()
         g_loss = obj.gan_weight * g_gan + obj.perceptual_weight * g_perceptual
         optimizer_step(g_loss, gen, state.opt_g, state.sched_g, settings.clip_grad_norm)
+        if state.generator_ema is not None:
+            update_ema(state.generator_ema, state.generator, settings.ema_decay, state.iteration)
 
         state.iteration += 1
         state.losses.add({"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1})

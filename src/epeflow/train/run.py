@@ -157,7 +157,7 @@ def run_train(
         device=str(runtime.device),
     )
     if runtime.is_main:
-        write_model(out, state.generator.state_dict(), state.generator.config.to_dict(), store.describe(),
+        write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), store.describe(),
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
     return state

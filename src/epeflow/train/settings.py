@@ -43,6 +43,7 @@ class TrainSettings:
     amp: bool
     lr_step_discriminator: int
     flip: bool
+    ema_decay: float
     device: str
 
     @classmethod
