@@ -72,12 +72,13 @@ def check_networks(init: Mapping[str, Any], state: TrainState, src_labels: str, 
                     source, "; ".join(unseen))
 
 
-def load_adam(optimizer: torch.optim.Optimizer, module: nn.Module, adam: Mapping[str, Any]) -> int:
+def load_adam(optimizer: torch.optim.Optimizer, module: nn.Module, adam: Mapping[str, Any], source: str) -> int:
     """Put named Adam moments into `optimizer` (built on `module.parameters()`); returns how many parameters."""
     index = {name: i for i, (name, _) in enumerate(module.named_parameters())}
     unknown = [name for name in adam["state"] if name not in index]
     if unknown:
-        raise EpeflowError(f"Adam state for unknown parameter(s) {', '.join(unknown[:10])}")
+        raise EpeflowError(f"{source} (`train.init_from`): Adam state of unknown parameter(s) {', '.join(unknown[:10])}"
+                           "; write it again with `epeflow epe import run`")
     saved = optimizer.state_dict()
     saved["state"] = {index[name]: {k: v.clone() for k, v in s.items() if k in ("step", "exp_avg", "exp_avg_sq")}
                       for name, s in adam["state"].items()}
@@ -116,7 +117,7 @@ def start_from(init: Mapping[str, Any], state: TrainState, src_labels: str, sour
         if adam is None:
             log.warning("%s has no %s optimizer state: its Adam starts fresh at iteration %d", source, name, iteration)
             continue
-        n = load_adam(optimizer, module, adam)
+        n = load_adam(optimizer, module, adam, source)
         changed = _hyper_differences(adam["hyper"], optimizer)
         log.info("%s Adam moments of %d parameters from %s%s", name, n, source,
                  f"; this run's settings change {changed}" if changed else "")
