@@ -65,6 +65,12 @@ def gbuffers_input(wildcards):
     return f"results/datasets/{experiment(wildcards)['source']}/gbuffers.zarr"
 
 
+def train_init_input(wildcards):
+    """The init state a run starts from (`train.init_from`), so a rewritten one retrains."""
+    init = experiment(wildcards)["train"].get("init_from")
+    return [init] if init else []
+
+
 def default_targets():
     exp = config["default_experiment"]
     return [f"results/{exp}/report.html"]

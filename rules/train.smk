@@ -7,6 +7,7 @@ rule train:
         gbuffers=gbuffers_input,
         matches="results/{exp}/matching/matches.parquet",
         weights="results/{exp}/matching/weights.parquet",
+        init=train_init_input,
     output:
         "results/{exp}/model.pt",
     log:

@@ -11,7 +11,7 @@ COMMANDS = [
     ["epe", "export"],
     *[["epe", "export", w] for w in ("crops", "knn", "matches", "weights", "filelist")],
     ["epe", "import"],
-    *[["epe", "import", w] for w in ("crops", "knn", "matches", "weights")],
+    *[["epe", "import", w] for w in ("crops", "knn", "matches", "weights", "generator", "run")],
 ]
 
 

@@ -186,3 +186,44 @@ def test_mseg_labels_and_fake_gbuffers_in_the_dag(tmp_path):
     store = GBufferStore(work / targets[1])
     assert store.channels == 32 and store.random_weights
     assert store.read(0, size=(64, 96)).shape == (32, 64, 96)
+
+
+def test_snakemake_continues_an_imported_reference_run(workdir):
+    """The demo's generator saved as a reference run would save it (8 updates of both networks), imported as
+    `train.init_from` of another experiment: Snakemake trains that one on from iteration 4, once."""
+    from epeflow.cli import main
+    from epeflow.epe.discriminator_checkpoint import export_discriminator
+    from epeflow.models import load_generator
+    from epeflow.models.ppde import PPDE, PPDEConfig
+
+    saves, init = workdir / "savegames", "imports/init.pt"
+    saves.mkdir()
+    gen_file, disc_file = saves / "run-8_gen-network.pth.tar", saves / "run-8_disc-network.pth.tar"
+    assert main(["epe", "export", "generator", str(workdir / "results/demo/model.pt"), str(gen_file),
+                 "--allow-nonreference"]) == 0
+    export_discriminator(PPDE(PPDEConfig(max_dim=64, num_layers=2, width=0.125)), disc_file, reference_shapes=False)
+    generator = load_generator(workdir / "results/demo/model.pt")[1]["generator_config"]
+
+    def import_run(*extra: str) -> None:
+        assert main(["epe", "import", "run", "--generator", str(gen_file), "--discriminator", str(disc_file),
+                     "--gbuffer-mode", generator["gbuffer_mode"], "--width", str(generator["width"]),
+                     "--out", str(workdir / init), *extra]) == 0
+
+    import_run()
+    cont = json.loads(json.dumps(TINY))
+    cont["experiments"]["cont"] = {
+        "source": "demo_synth", "target": "demo_real", "max_dist": 2.0, "knn": {"k": 3}, "allow_random_weights": True,
+        "train": {**TINY["experiments"]["demo"]["train"], "discriminator": "ppde", "iterations": 6, "init_from": init},
+    }
+    (workdir / "cont.yaml").write_text(yaml.safe_dump(cont))
+    result = snakemake(workdir, "results/cont/model.pt", "--configfile", "config/config.yaml", "cont.yaml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    assert f"starting from {init} at iteration 4" in (workdir / "logs/train/cont.log").read_text()
+    model = load_generator(workdir / "results/cont/model.pt")[1]
+    assert model["provenance"]["init_from"]["iteration"] == 4 and model["history"]["iteration"] == [5, 6]
+
+    again = snakemake(workdir, "results/cont/model.pt", "--configfile", "config/config.yaml", "cont.yaml", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    import_run("--iteration", "3")
+    rewritten = snakemake(workdir, "results/cont/model.pt", "--configfile", "config/config.yaml", "cont.yaml", "-n")
+    assert planned_rules(rewritten) == {"train"}

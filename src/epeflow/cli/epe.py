@@ -208,6 +208,33 @@ def _register_import(cmds: argparse._SubParsersAction) -> None:
     p.add_argument("--gbuffer-mode", choices=["fake", "all", "no_light", "geometry", "img"], default=None,
                    help="G-buffer mode when the channel count does not say it")
     p.add_argument("--num-stages", type=int, default=None, help="HRNet stages, when not inferable")
+    _register_run_import(sub)
+
+
+def _register_run_import(sub: argparse._SubParsersAction) -> None:
+    p = _add(
+        sub, "run", "reference training run -> init.pt to continue it with `epeflow train`",
+        "init.pt (generator, discriminator, Adam moments, iteration) from one save of a reference training run. "
+        "The <name>_{gen,disc}-optimizer and -scheduler files next to the network files are read when present "
+        "(else the run continues with fresh Adam, as logged). Set `train.init_from: <OUT>` in the experiment: "
+        "`epeflow train` then starts from it instead of random weights (its content is part of the run's "
+        "fingerprint), checks that it fits the experiment's networks and labels, and resumes its own checkpoints "
+        "as usual. Iteration: --iteration, else the generator scheduler's last_epoch, else the Adam step count, "
+        "else <i> // 2 from <name>-<i>_gen-network.pth.tar (the reference counts both networks' updates).",
+        _import_run,
+    )
+    p.add_argument("--generator", type=path_arg, required=True, help="<name>_gen-network.pth.tar")
+    p.add_argument("--discriminator", type=path_arg, required=True, help="<name>_disc-network.pth.tar")
+    p.add_argument("--out", type=path_arg, required=True, help="init.pt to write (e.g. results/<exp>/init.pt)")
+    p.add_argument("--iteration", type=int, default=None,
+                   help="generator updates done (default: from the scheduler / optimizer files or the file name)")
+    p.add_argument("--fresh-optimizers", action="store_true",
+                   help="ignore the reference's optimizer files: the continued run starts fresh Adam")
+    p.add_argument("--gbuffer-mode", choices=["fake", "all", "no_light", "geometry", "img"], default=None,
+                   help="G-buffer mode when the channel count does not say it (the experiment's G-buffers)")
+    p.add_argument("--num-stages", type=int, default=None, help="HRNet stages, when not inferable")
+    p.add_argument("--width", type=float, default=None,
+                   help="generator channel multiplier, when not inferable (narrow generators of few stages)")
 
 
 def _find_knn(args: argparse.Namespace) -> int:
@@ -323,4 +350,13 @@ def _export_discriminator(args: argparse.Namespace) -> int:
     from epeflow.epe.networks import export_discriminator_checkpoint
 
     export_discriminator_checkpoint(args.checkpoint, args.out, reference_shapes=not args.allow_nonreference)
+    return 0
+
+
+def _import_run(args: argparse.Namespace) -> int:
+    from epeflow.epe.run_checkpoint import ReferenceRun, import_run
+
+    run = ReferenceRun.beside(args.generator, args.discriminator, optimizers=not args.fresh_optimizers)
+    overrides = {k: v for k, v in (("num_stages", args.num_stages), ("width", args.width)) if v is not None}
+    import_run(run, args.out, args.iteration, args.gbuffer_mode, **overrides)
     return 0

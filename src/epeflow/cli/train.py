@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the generator on weighted matched crops (resumes from checkpoints)",
         description="Train the EPE-style generator against the perceptual discriminator on matched crop pairs "
         "drawn by their sampling weights. Checkpoints go to --checkpoints; a rerun continues from the latest "
-        "one of the same run (same settings and inputs) and moves other runs' checkpoints aside. Writes the "
+        "one of the same run (same settings and inputs) and moves other runs' checkpoints aside; without one it "
+        "starts from `train.init_from` when set (see `epeflow epe import run`). Writes the "
         "final model (generator, its config, G-buffer statistics, loss history, provenance) to --out.",
     )
     p.add_argument("--src-manifest", type=path_arg, required=True, help="manifest.parquet of the synthetic dataset")

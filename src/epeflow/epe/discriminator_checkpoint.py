@@ -70,15 +70,23 @@ def check_state(state: dict[str, torch.Tensor], module: PPDE, source: str) -> No
         )
 
 
-def import_discriminator(path: Path | str, norm: str = "group") -> tuple[PPDE, PPDEConfig]:
-    """PPDE (eval mode) with the weights of a reference `*_disc-network.pth.tar`, and its inferred config."""
-    path = Path(path)
-    state = read_state(path)
+def discriminator_from_state(
+    state: dict[str, torch.Tensor], source: str, norm: str = "group"
+) -> tuple[PPDE, PPDEConfig]:
+    """The PPDE (eval mode) a reference discriminator state dict fits, loaded strictly, and its config.
+
+    The label count is the embedding's rows: 194 (MSeg's universal taxonomy) for the reference's files.
+    """
     config = infer_config(state, norm)
     module = PPDE(config)
-    check_state(state, module, str(path))
+    check_state(state, module, source)
     module.load_state_dict(state, strict=True)
     return module.eval(), config
+
+
+def import_discriminator(path: Path | str, norm: str = "group") -> tuple[PPDE, PPDEConfig]:
+    """PPDE (eval mode) with the weights of a reference `*_disc-network.pth.tar`, and its inferred config."""
+    return discriminator_from_state(read_state(Path(path)), str(path), norm)
 
 
 def export_discriminator(module: PPDE, path: Path | str, reference_shapes: bool = True) -> None:

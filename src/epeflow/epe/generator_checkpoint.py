@@ -50,6 +50,7 @@ def infer_config(
 
     From the keys: num_stages, num_classes, gbuffer_channels (widest class stream), num_gbuffer_layers, width
     and the mode (no G-buffer encoder: img; else by channel count 32/26/17/8, or `gbuffer_mode` if given).
+    Channel counts other than the mode's reference count get no class slices, as epeflow's training builds them.
     """
     if not any(k.startswith(PREFIX) for k in state_dict):
         first = ", ".join(list(state_dict)[:3]) or "none"
@@ -83,11 +84,18 @@ def infer_config(
         inferred["num_gbuffer_layers"] = len(_indices(state_dict, r"network\.layer1\.0\.bn1\._conv\.(\d+)\."))
         if mode != "img":
             inferred["gbuffer_channels"] = channels
+            if GBUFFER_MODES[mode] != channels:  # not the reference's layout: no class sees a slice (as in training)
+                inferred["class_slices"] = ()
     return IENetConfig.from_dict({**inferred, "gbuffer_mode": mode, **overrides})
 
 
-def check_state_dict(ienet: IENet, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise an EpeflowError listing missing, unexpected and mis-shaped keys (first few of each)."""
+INFERRED_WRONGLY = "If the architecture was inferred wrongly, pass the G-buffer mode or config overrides"
+
+
+def check_state_dict(
+    ienet: IENet, state_dict: Mapping[str, torch.Tensor], source: str, hint: str = INFERRED_WRONGLY
+) -> None:
+    """Raise an EpeflowError listing missing, unexpected and mis-shaped keys (first few of each), then `hint`."""
     expected = ienet.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -104,8 +112,7 @@ def check_state_dict(ienet: IENet, state_dict: Mapping[str, torch.Tensor], sourc
             more = f", ... ({len(items) - SHOWN} more)" if len(items) > SHOWN else ""
             parts.append(f"{len(items)} {what}: {', '.join(items[:SHOWN])}{more}")
     raise EpeflowError(
-        f"{source}: does not fit a generator with config {ienet.config.to_dict()}; " + "; ".join(parts) + ". "
-        "If the architecture was inferred wrongly, pass the G-buffer mode or config overrides"
+        f"{source}: does not fit a generator with config {ienet.config.to_dict()}; " + "; ".join(parts) + ". " + hint
     )
 
 

@@ -1,9 +1,11 @@
-"""Reading a reference network file: a bare state dict saved with torch.save (`<name>_{gen,disc}-network.pth.tar`)."""
+"""Reading the reference's training files: torch.save of a network's, optimizer's or scheduler's state dict
+(`<name>_{gen,disc}-{network,optimizer,scheduler}.pth.tar`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -11,8 +13,8 @@ from epeflow.errors import EpeflowError
 from epeflow.io import PathLike
 
 
-def read_reference_state_dict(path: PathLike, what: str, example: str) -> dict[str, torch.Tensor]:
-    """Tensors of the state dict in `path`, on the CPU (weights_only: a reference file holds tensors only).
+def read_reference_file(path: PathLike, what: str, example: str) -> Any:
+    """What torch.save wrote to `path`, on the CPU (weights_only: the reference saves state dicts only).
 
     `what` names the file in errors ("generator checkpoint"), `example` the reference's file name pattern.
     """
@@ -20,11 +22,16 @@ def read_reference_state_dict(path: PathLike, what: str, example: str) -> dict[s
     if not path.is_file():
         raise EpeflowError(f"{path}: no such {what} (file not found); give the reference's `{example}`")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for foreign or damaged files
         raise EpeflowError(
             f"{what} {path} cannot be read: not a readable torch checkpoint ({type(e).__name__}: {e})"
         ) from e
+
+
+def read_reference_state_dict(path: PathLike, what: str, example: str) -> dict[str, torch.Tensor]:
+    """Tensors of the network state dict in `path`, on the CPU, in the file's key order."""
+    data = read_reference_file(path, what, example)
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise EpeflowError(
             f"{what} {path} is not a state dict (expected a state dict of names -> tensors, as in a reference "

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from epeflow.artifacts import checkpoints as ckpt
+from epeflow.artifacts.init_state import read_init_state
 from epeflow.artifacts.labels import read_labels_info
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
@@ -27,6 +28,7 @@ from epeflow.models.disc_inputs import IMAGE
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.train.data import Frames, MatchedPairs, PairBatches, check_crop_sizes, load_frames, make_loader
+from epeflow.train.init_from import check_settings, start_from
 from epeflow.train.loop import (
     DISCRIMINATORS,
     Objectives,
@@ -37,6 +39,7 @@ from epeflow.train.loop import (
     train_loop,
 )
 from epeflow.train.settings import TrainSettings
+from epeflow.weights import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,18 @@ class TrainInputs:
     gbuffers: Path  # gbuffers.zarr of the synthetic dataset
     matches: Path  # matches.parquet
     pair_weights: Path  # weights.parquet
+
+
+def _read_init(settings: TrainSettings) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The init state of `train.init_from` (None without one) and what model.pt's provenance says of it."""
+    if settings.init_from is None:
+        return None, {}
+    path = Path(settings.init_from)
+    init = read_init_state(path)
+    check_settings(init, settings, str(path))
+    record = {"path": str(path), "sha256": sha256_of(path), "iteration": init["iteration"],
+              "source": init.get("source", {}), "provenance": init["provenance"]}
+    return init, record
 
 
 def run_train(
@@ -93,6 +108,7 @@ def run_train(
     crop_h, crop_w = check_crop_sizes(pairs, settings.crop_size)
     log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
     src_labels_info, dst_labels_info = read_labels_info(src_labels), read_labels_info(dst_labels)
+    init, init_record = _read_init(settings)
 
     vgg, vgg_random = None, False  # a PatchGAN judges pixels: no VGG16 to build, load or run
     if any(name != IMAGE for name in DISCRIMINATORS[settings.discriminator].input_names):
@@ -105,6 +121,8 @@ def run_train(
         "pair_weights": marked_random(pairs.weight_meta),
         "src_labels": src_labels_info["random_weights"], "dst_labels": dst_labels_info["random_weights"],
     }
+    if init is not None:
+        upstream["init_from"] = marked_random(init["provenance"])
     random_weights = any_random(vgg_random, lpips_random, *upstream.values())
 
     inputs = {
@@ -113,6 +131,8 @@ def run_train(
         "gbuffers": store.describe(), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
         "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
     }
+    if init is not None:
+        inputs["init_from"] = {"sha256": init_record["sha256"]}
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
     ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
@@ -133,6 +153,9 @@ def run_train(
         state.load_state_dict(resumed)
         sampler.load_state_dict(resumed["sampler"])
         ckpt.set_rng_state(resumed["rng"])
+    elif init is not None:
+        start_from(init, state, str(src_labels), str(settings.init_from))
+    init = None  # its tensors are in the networks and optimizers now
 
     batches = PairBatches(sampler, settings.batch_size, state.iteration, settings.iterations, runtime.shard)
     dataset = MatchedPairs(pairs, src, dst, src_labels, dst_labels, gbuffers, settings.crop_size, settings.flip,
@@ -154,7 +177,7 @@ def run_train(
     provenance = stamp(
         random_weights, vgg16_random=vgg_random, lpips_random=lpips_random,
         random_inputs=sorted(k for k, v in upstream.items() if v), fingerprint=fp, iterations=state.iteration,
-        device=str(runtime.device),
+        device=str(runtime.device), **({"init_from": init_record} if init_record else {}),
     )
     if runtime.is_main:
         write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), store.describe(),

@@ -8,8 +8,10 @@ from typing import Any
 from epeflow.config import settings_from_spec
 
 # Settings that change how long or how visibly a run goes, not what it computes: a checkpoint written under
-# other values of these is still the same run.
-NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device")
+# other values of these is still the same run. `init_from` is a path: the run's fingerprint holds the file's
+# content digest instead (an input), so moving the file is no change and rewriting it is.
+NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device",
+                     "init_from")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class TrainSettings:
     flip: bool
     ema_decay: float
     device: str
+    init_from: str | None
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
