@@ -23,10 +23,15 @@ rule train:
         mem_mb=32000,
         runtime=7 * 24 * 60,
         gpu=1,
+        # SIGTERM to every process of the job step 5 min before the time limit: training finishes its step,
+        # checkpoints and exits 75; the retry continues there (README, "Pre-emption"). TERM, not USR1: the
+        # Snakemake that runs the job in the step waits for its job on TERM, but USR1 would kill it.
+        slurm_extra="--signal=TERM@300",
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow train --src-manifest {input.src_manifest} --dst-manifest {input.dst_manifest} "
+        # exec: the signal reaches epeflow itself, not a shell that would die of it first
+        "exec epeflow train --src-manifest {input.src_manifest} --dst-manifest {input.dst_manifest} "
         "--src-labels {input.src_labels} --dst-labels {input.dst_labels} --gbuffers {input.gbuffers} "
         "--matches {input.matches} --pair-weights {input.weights} --checkpoints {params.checkpoints} "
         "--out {output} --spec {params.spec:q} --weights {params.weights:q} {params.random} "

@@ -178,14 +178,24 @@ def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim
 def train_loop(
     state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16 | None, objectives: Objectives,
     settings: TrainSettings, runtime: Runtime, on_checkpoint: Callable[[TrainState], None],
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TrainState:
-    """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration."""
+    """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration.
+
+    When `should_stop()` turns true (a stop signal), the loop checkpoints the last finished step and returns
+    early (`state.iteration < settings.iterations` tells the caller).
+    """
     gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
     names, obj = state.discriminator.input_names, objectives
+    saved = state.iteration  # the newest iteration a checkpoint holds (or the start: nothing new to save)
 
     def realness(image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
         return disc(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
     for _ in progress(range(state.iteration, settings.iterations), "train", unit="it"):
+        if should_stop():
+            if state.iteration > saved and runtime.is_main:
+                on_checkpoint(state)
+            break
         b = {k: runtime.tensor(v) for k, v in next(batches).items()}
 
         # Discriminator: fakes of the current generator towards 0, real crops towards 1, R1 on real crops.
@@ -211,8 +221,10 @@ def train_loop(
         if state.iteration % settings.log_every == 0:
             _log_losses(state.iteration, state.losses.flush(state.iteration))
         at_end = state.iteration == settings.iterations
-        if runtime.is_main and (state.iteration % settings.checkpoint_every == 0 or at_end):
-            on_checkpoint(state)
+        if state.iteration % settings.checkpoint_every == 0 or at_end:
+            if runtime.is_main:
+                on_checkpoint(state)
+            saved = state.iteration
     if state.losses.count:
         _log_losses(state.iteration, state.losses.means())
     return state

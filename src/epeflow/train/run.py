@@ -22,7 +22,7 @@ from epeflow.common.lpips import build_lpips
 from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
 from epeflow.common.vgg16 import build_vgg16
-from epeflow.errors import EpeflowError
+from epeflow.errors import EpeflowError, RunStopped
 from epeflow.models.disc_inputs import IMAGE
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
@@ -37,6 +37,7 @@ from epeflow.train.loop import (
     train_loop,
 )
 from epeflow.train.settings import TrainSettings
+from epeflow.train.stop import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,13 @@ def run_train(
     objectives = Objectives(perceptual=lpips, gan=GAN_LOSSES[settings.gan_loss](),
                             perceptual_weight=settings.perceptual_weight, gan_weight=settings.gan_weight,
                             reg_weight=settings.reg_weight)
-    train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint)
+    with stop_on_signals() as stop:
+        train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint, stop)
+    if state.iteration < settings.iterations:
+        raise RunStopped(
+            f"stopped on {stop.name} at iteration {state.iteration} of {settings.iterations}; checkpoint "
+            f"{ckpt.checkpoint_path(checkpoints, state.iteration)} written; rerun the same command to continue"
+        )
 
     provenance = stamp(
         random_weights, vgg16_random=vgg_random, lpips_random=lpips_random,
