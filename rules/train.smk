@@ -18,6 +18,7 @@ rule train:
         weights=weights_json(),
         random=experiment_random_flag,
         checkpoints="results/{exp}/checkpoints",
+        tensorboard="results/{exp}/tb",
     threads: 8
     resources:
         mem_mb=32000,
@@ -34,5 +35,5 @@ rule train:
         "exec epeflow train --src-manifest {input.src_manifest} --dst-manifest {input.dst_manifest} "
         "--src-labels {input.src_labels} --dst-labels {input.dst_labels} --gbuffers {input.gbuffers} "
         "--matches {input.matches} --pair-weights {input.weights} --checkpoints {params.checkpoints} "
-        "--out {output} --spec {params.spec:q} --weights {params.weights:q} {params.random} "
+        "--out {output} --tensorboard {params.tensorboard} --spec {params.spec:q} --weights {params.weights:q} {params.random} "
         "--threads {threads} &> {log}"

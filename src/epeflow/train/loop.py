@@ -24,6 +24,7 @@ from epeflow.models.losses import r1_penalty
 from epeflow.models.patchgan import PatchGAN, PatchGANConfig
 from epeflow.models.ppde import PPDE, PPDEConfig
 from epeflow.train.settings import TrainSettings
+from epeflow.train.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +179,15 @@ def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim
 def train_loop(
     state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16 | None, objectives: Objectives,
     settings: TrainSettings, runtime: Runtime, on_checkpoint: Callable[[TrainState], None],
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] = lambda: False, watch: Watch | None = None,
 ) -> TrainState:
     """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration.
 
     When `should_stop()` turns true (a stop signal), the loop checkpoints the last finished step and returns
-    early (`state.iteration < settings.iterations` tells the caller).
+    early (`state.iteration < settings.iterations` tells the caller). `watch` gets losses and image grids.
     """
+    watch = watch or Watch(None, 0)
+    watch.start(state.iteration)
     gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
     names, obj = state.discriminator.input_names, objectives
     saved = state.iteration  # the newest iteration a checkpoint holds (or the start: nothing new to save)
@@ -218,8 +221,12 @@ def train_loop(
 
         state.iteration += 1
         state.losses.add({"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1})
+        watch.images(state.iteration, b["image"], enhanced, b["real"])
         if state.iteration % settings.log_every == 0:
-            _log_losses(state.iteration, state.losses.flush(state.iteration))
+            means = state.losses.flush(state.iteration)
+            _log_losses(state.iteration, means)
+            watch.losses(state.iteration, means, {"generator": state.opt_g.param_groups[0]["lr"],
+                                                  "discriminator": state.opt_d.param_groups[0]["lr"]})
         at_end = state.iteration == settings.iterations
         if state.iteration % settings.checkpoint_every == 0 or at_end:
             if runtime.is_main:

@@ -18,6 +18,7 @@ from epeflow.artifacts import checkpoints as ckpt
 from epeflow.artifacts.labels import read_labels_info
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
+from epeflow.artifacts.tensorboard import TrainingBoard
 from epeflow.common.lpips import build_lpips
 from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
@@ -38,6 +39,7 @@ from epeflow.train.loop import (
 )
 from epeflow.train.settings import TrainSettings
 from epeflow.train.stop import stop_on_signals
+from epeflow.train.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,12 @@ def run_train(
     spec: Mapping[str, Any],
     weights: Mapping[str, Any],
     allow_random: bool,
+    tensorboard: Path | None = None,
 ) -> TrainState:
-    """Train (or continue training) and write `out`; CPU threads are the caller's choice (torch.set_num_threads)."""
+    """Train (or continue training) and write `out`, with TensorBoard event files in `tensorboard` if given.
+
+    CPU threads are the caller's choice (torch.set_num_threads).
+    """
     src_manifest, dst_manifest, gbuffers = inputs.src_manifest, inputs.dst_manifest, inputs.gbuffers
     src_labels, dst_labels = inputs.src_labels, inputs.dst_labels
     from epeflow.artifacts.gbuffers import GBufferStore
@@ -150,8 +156,13 @@ def run_train(
     objectives = Objectives(perceptual=lpips, gan=GAN_LOSSES[settings.gan_loss](),
                             perceptual_weight=settings.perceptual_weight, gan_weight=settings.gan_weight,
                             reg_weight=settings.reg_weight)
-    with stop_on_signals() as stop:
-        train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint, stop)
+    board = TrainingBoard(tensorboard, state.iteration) if tensorboard is not None and runtime.is_main else None
+    watch = Watch(board, settings.image_every)
+    try:
+        with stop_on_signals() as stop:
+            train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint, stop, watch)
+    finally:
+        watch.close()
     if state.iteration < settings.iterations:
         raise RunStopped(
             f"stopped on {stop.name} at iteration {state.iteration} of {settings.iterations}; checkpoint "

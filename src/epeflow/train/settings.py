@@ -9,7 +9,8 @@ from epeflow.config import settings_from_spec
 
 # Settings that change how long or how visibly a run goes, not what it computes: a checkpoint written under
 # other values of these is still the same run.
-NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device")
+NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device",
+                     "image_every")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TrainSettings:
     lr_step_discriminator: int
     flip: bool
     device: str
+    image_every: int
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
