@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
+from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread, wait_for_line
 
 import epeflow
 from epeflow.artifacts import checkpoints as ckpt
@@ -53,19 +52,6 @@ def _train_command(exp, root: Path, spec: dict) -> list[str]:
     ]
 
 
-def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> list[str]:
-    lines, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    proc.kill()
-    pytest.fail(f"no line with {text!r} within {timeout} s:\n{''.join(lines)}")
-
-
 def test_sigterm_checkpoints_the_current_step_and_the_rerun_matches_an_uninterrupted_run(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
     spec = {**TINY_TRAIN, "iterations": 10_000, "checkpoint_every": 1000, "log_every": 1, "crop_size": 16,
@@ -76,7 +62,7 @@ def test_sigterm_checkpoints_the_current_step_and_the_rerun_matches_an_uninterru
     # workers included)
     proc = subprocess.Popen(_train_command(exp, stopped, spec), stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
-    _wait_for_line(proc, "iteration 2:", timeout=120)
+    wait_for_line(proc, "iteration 2:", timeout=120)
     os.killpg(proc.pid, signal.SIGTERM)
     rest = proc.communicate(timeout=120)[1]
     assert proc.returncode == EXIT_STOPPED, rest

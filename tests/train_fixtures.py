@@ -8,6 +8,8 @@ matched pairs with sampling weights.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,20 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    """Read `proc`'s stderr up to a line containing `text` (a running training's progress); the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"no line with {text!r} within {timeout} s:\n{''.join(lines)}")
 
 
 @dataclass(frozen=True)

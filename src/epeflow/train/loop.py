@@ -188,39 +188,47 @@ def train_loop(
     """
     watch = watch or Watch(None, 0)
     watch.start(state.iteration)
+    # Several ranks: each trains on its equal share of the global batch, every loss a mean over that share, and
+    # DistributedDataParallel averages the gradients: the global batch's gradient. Modules that need no
+    # gradient synchronisation (the generator under no_grad, the frozen discriminator) run unwrapped.
     gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
     names, obj = state.discriminator.input_names, objectives
     saved = state.iteration  # the newest iteration a checkpoint holds (or the start: nothing new to save)
 
-    def realness(image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
-        return disc(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
-    for _ in progress(range(state.iteration, settings.iterations), "train", unit="it"):
-        if should_stop():
+    def realness(d: nn.Module, image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
+        return d(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
+    for _ in progress(range(state.iteration, settings.iterations), "train", unit="it", enabled=runtime.is_main):
+        if runtime.any_rank(should_stop()):  # every rank stops at the same step
             if state.iteration > saved and runtime.is_main:
                 on_checkpoint(state)
+            runtime.barrier()  # no rank leaves (and makes torchrun end the others) before the checkpoint is written
             break
         b = {k: runtime.tensor(v) for k, v in next(batches).items()}
 
         # Discriminator: fakes of the current generator towards 0, real crops towards 1, R1 on real crops.
         with torch.no_grad(), runtime.autocast():
-            fake = gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
+            fake = state.generator(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
         real = b["real"].requires_grad_(obj.reg_weight > 0)
         with runtime.autocast():
-            d_fake = obj.gan.fake(realness(fake, b["labels"]))
-            d_real = obj.gan.real(realness(real, b["real_labels"]))
-        r1 = r1_penalty(d_real, real) if obj.reg_weight > 0 else torch.zeros((), device=real.device)
+            d_fake = obj.gan.fake(realness(disc, fake, b["labels"]))
+            d_real = obj.gan.real(realness(disc, real, b["real_labels"]))
+        # R1 of the global batch's real loss: a rank's mean over its share has world_size times its gradient
+        r1 = torch.zeros((), device=real.device)
+        if obj.reg_weight > 0:
+            r1 = r1_penalty(d_real / runtime.world_size, real)
         optimizer_step(d_fake + d_real + obj.reg_weight * r1, disc, state.opt_d, state.sched_d, settings.clip_grad_norm)
 
         # Generator: look real to the discriminator (given the source's labels), stay close to the source.
         with frozen(state.discriminator), runtime.autocast():
             enhanced = gen(b["image"], b["gbuffers"], b["materials"])
-            g_gan = obj.gan.generator(realness(enhanced, b["labels"]))
+            g_gan = obj.gan.generator(realness(state.discriminator, enhanced, b["labels"]))
             g_perceptual = obj.perceptual(b["image"], enhanced).float().mean()
         g_loss = obj.gan_weight * g_gan + obj.perceptual_weight * g_perceptual
         optimizer_step(g_loss, gen, state.opt_g, state.sched_g, settings.clip_grad_norm)
 
         state.iteration += 1
-        state.losses.add({"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1})
+        state.losses.add(runtime.average(
+            {"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1}))
         watch.images(state.iteration, b["image"], enhanced, b["real"])
         if state.iteration % settings.log_every == 0:
             means = state.losses.flush(state.iteration)
