@@ -143,12 +143,14 @@ def discriminator_config(settings: TrainSettings, num_labels: int) -> PPDEConfig
 
 def build_state(settings: TrainSettings, gen_config: IENetConfig, disc_config: PPDEConfig | PatchGANConfig,
                 runtime: Runtime) -> TrainState:
-    """Networks initialised from `settings.seed`, on the device, with Adam and step-LR schedules."""
+    """Networks initialised from `settings.seed`, on the device, with Adam (fused on CUDA) and step-LR schedules."""
     torch.manual_seed(settings.seed)
     generator = runtime.prepare(IENet(gen_config))
     discriminator = runtime.prepare(DISCRIMINATORS[settings.discriminator](disc_config))
-    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas)
+    fused = runtime.is_cuda  # one kernel for all parameters; CPU keeps the loop-over-tensors Adam
+    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas,
+                             fused=fused)
     return TrainState(
         generator, discriminator, opt_g, opt_d,
         torch.optim.lr_scheduler.StepLR(opt_g, settings.lr_step, settings.lr_gamma),
@@ -165,6 +167,13 @@ class Objectives:
     perceptual_weight: float = 5.0
     gan_weight: float = 1.0
     reg_weight: float = 0.03
+
+
+def compiled(module: nn.Module) -> nn.Module:
+    """`torch.compile` without inductor's own choice of channels_last layouts: with it the backward of the
+    generator's replicate padding fails a stride check (torch 2.13, CPU); on CUDA the runtime already lays
+    tensors out channels_last."""
+    return torch.compile(module, options={"layout_optimization": False})
 
 
 def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
@@ -192,6 +201,9 @@ def train_loop(
     # DistributedDataParallel averages the gradients: the global batch's gradient. Modules that need no
     # gradient synchronisation (the generator under no_grad, the frozen discriminator) run unwrapped.
     gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
+    fake_gen = state.generator  # under no_grad: nothing to synchronise
+    if settings.compile:  # not the discriminator: R1 differentiates it twice, which compiled graphs cannot
+        gen, fake_gen = compiled(gen), compiled(fake_gen)
     names, obj = state.discriminator.input_names, objectives
     saved = state.iteration  # the newest iteration a checkpoint holds (or the start: nothing new to save)
 
@@ -207,7 +219,7 @@ def train_loop(
 
         # Discriminator: fakes of the current generator towards 0, real crops towards 1, R1 on real crops.
         with torch.no_grad(), runtime.autocast():
-            fake = state.generator(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
+            fake = fake_gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
         real = b["real"].requires_grad_(obj.reg_weight > 0)
         with runtime.autocast():
             d_fake = obj.gan.fake(realness(disc, fake, b["labels"]))

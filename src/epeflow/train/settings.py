@@ -10,7 +10,7 @@ from epeflow.config import settings_from_spec
 # Settings that change how long or how visibly a run goes, not what it computes: a checkpoint written under
 # other values of these is still the same run.
 NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device",
-                     "image_every", "gpus")
+                     "image_every", "gpus", "compile")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class TrainSettings:
     device: str
     image_every: int
     gpus: int
+    compile: bool
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
