@@ -2,7 +2,8 @@
 
 For people watching a run, not for other stages: nothing reads them back but TensorBoard. Event files are
 appended to as the run goes (TensorBoard reads them live), so they are not written atomically; a run resumed
-from a checkpoint at iteration k purges what an earlier attempt logged after k, so curves do not fold back.
+from a checkpoint at iteration k (or from the start) purges what an earlier attempt logged after k, so
+curves do not fold back or mix with an older run's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class TrainingBoard:
         from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only where a board is written
 
         Path(folder).mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(folder), purge_step=start_iteration + 1 if start_iteration else None)
+        self.writer = SummaryWriter(str(folder), purge_step=start_iteration + 1)
 
     def scalars(self, iteration: int, values: Mapping[str, float]) -> None:
         """`values`: tag -> value; tags with a `/` group into TensorBoard sections (`loss/g_gan`)."""

@@ -205,10 +205,9 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     finally:
         watch.close()
     if state.iteration < settings.iterations:
-        raise RunStopped(
-            f"stopped on {stop.name} at iteration {state.iteration} of {settings.iterations}; checkpoint "
-            f"{ckpt.checkpoint_path(checkpoints, state.iteration)} written; rerun the same command to continue"
-        )
+        resume = ckpt.checkpoint_path(checkpoints, state.iteration) if state.iteration else "the start"
+        raise RunStopped(f"stopped on {stop.name} at iteration {state.iteration} of {settings.iterations}; rerun the "
+                         f"same command to continue from {resume}")
 
     provenance = stamp(
         random_weights, vgg16_random=vgg_random, lpips_random=lpips_random,
