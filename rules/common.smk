@@ -74,3 +74,27 @@ def train_init_input(wildcards):
 def default_targets():
     exp = config["default_experiment"]
     return [f"results/{exp}/report.html"]
+
+
+def train_gpus(wildcards):
+    return experiment(wildcards)["train"]["gpus"]
+
+
+def train_threads(wildcards, threads):
+    """torch threads of each training process: the job's threads shared among its GPUs' processes."""
+    return max(1, threads // train_gpus(wildcards))
+
+
+def train_launcher(wildcards):
+    """torchrun, one process a GPU, when the experiment trains on several; nothing for one GPU.
+
+    PET_* set torchrun options where torch has them (older versions ignore them): pass SIGUSR1 on to the
+    processes as it does SIGTERM, and give them 4 minutes, not 30 s, to checkpoint before SIGKILL.
+    """
+    n = train_gpus(wildcards)
+    if n == 1:
+        return ""
+    return (
+        "env PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 PET_SHUTDOWN_TIMEOUT=240 "
+        f"torchrun --standalone --nproc-per-node {n} --no-python"
+    )

@@ -24,7 +24,8 @@ def test_help(command, capsys):
     text = capsys.readouterr().out
     assert "--spec" in text and "--threads" in text
     if command == "train":
-        for option in ("--src-manifest", "--dst-labels", "--pair-weights", "--checkpoints", "--allow-random-weights"):
+        for option in ("--src-manifest", "--dst-labels", "--pair-weights", "--checkpoints", "--tensorboard",
+                       "--allow-random-weights"):
             assert option in text
 
 
@@ -37,10 +38,12 @@ def test_train_then_enhance_as_the_rules_call_them(tmp_path, hub_dir, capsys):
         "--src-labels", str(exp.src_labels), "--dst-labels", str(exp.dst_labels), "--gbuffers", str(exp.gbuffers),
         "--matches", str(exp.matches), "--pair-weights", str(exp.pair_weights),
         "--checkpoints", str(tmp_path / "results" / "checkpoints"), "--out", str(model),
+        "--tensorboard", str(tmp_path / "results" / "tb"),
         "--spec", json.dumps({**TINY_TRAIN, "iterations": 1}), "--weights", "{}", "--allow-random-weights",
         "--threads", "1",
     ])
     assert rc == 0
+    assert list((tmp_path / "results" / "tb").glob("events.out.tfevents.*"))
     assert load_generator(model)[1]["provenance"]["random_weights"] is True
     # the shell line of rules/enhance.smk
     out = tmp_path / "results" / "enhanced"

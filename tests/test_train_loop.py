@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from train_fixtures import TINY_TRAIN, one_torch_thread
+from train_fixtures import TINY_TRAIN, one_torch_thread, random_batches
 
 from epeflow.common.lpips import LPIPS, uniform_lin_weights
 from epeflow.common.runtime import Runtime
@@ -27,20 +27,6 @@ def _one_thread():
         yield
 
 
-def _batches(seed: int = 0, b: int = 2, size: int = 24, channels: int = 3):
-    g = torch.Generator().manual_seed(seed)
-    while True:
-        yield {
-            "image": torch.rand(b, 3, size, size, generator=g),
-            "gbuffers": torch.randn(b, channels, size, size, generator=g),
-            "materials": torch.nn.functional.one_hot(torch.randint(0, 12, (b, size, size), generator=g), 12)
-            .permute(0, 3, 1, 2).float(),
-            "labels": torch.randint(0, 256, (b, size, size), generator=g),
-            "real": torch.rand(b, 3, size, size, generator=g),
-            "real_labels": torch.randint(0, 256, (b, size, size), generator=g),
-        }
-
-
 @pytest.fixture(scope="module")
 def vgg_and_lpips():
     torch.manual_seed(0)
@@ -58,7 +44,7 @@ def test_training_steps_update_both_networks_with_finite_losses(vgg_and_lpips):
     d0 = {k: v.clone() for k, v in state.discriminator.state_dict().items()}
     saved = []
     objectives = Objectives(perceptual=lpips, perceptual_weight=5.0, reg_weight=0.03)
-    train_loop(state, _batches(), vgg, objectives, settings, runtime, lambda s: saved.append(s.iteration))
+    train_loop(state, random_batches(), vgg, objectives, settings, runtime, lambda s: saved.append(s.iteration))
 
     assert state.iteration == 3 and saved == [2, 3]  # every checkpoint_every, and at the end
     history = state.losses.history

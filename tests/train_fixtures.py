@@ -8,6 +8,8 @@ matched pairs with sampling weights.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,35 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def random_batches(seed: int = 0, b: int = 2, size: int = 24, channels: int = 3) -> Iterator[dict]:
+    """Endless training batches of random tensors, as the loader gives them (for loop-level tests)."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        yield {
+            "image": torch.rand(b, 3, size, size, generator=g),
+            "gbuffers": torch.randn(b, channels, size, size, generator=g),
+            "materials": torch.nn.functional.one_hot(torch.randint(0, 12, (b, size, size), generator=g), 12)
+            .permute(0, 3, 1, 2).float(),
+            "labels": torch.randint(0, 256, (b, size, size), generator=g),
+            "real": torch.rand(b, 3, size, size, generator=g),
+            "real_labels": torch.randint(0, 256, (b, size, size), generator=g),
+        }
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float) -> list[str]:
+    """Read `proc`'s stderr up to a line containing `text` (a running training's progress); the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    proc.kill()
+    raise AssertionError(f"no line with {text!r} within {timeout} s:\n{''.join(lines)}")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format=_FORMAT, stream=sys.stderr, force=True)
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """A tqdm bar on stderr; in non-interactive logs it updates at most every 10 s to keep logs short."""
+def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it",
+             enabled: bool = True) -> Iterator[T]:
+    """A tqdm bar on stderr; in non-interactive logs it updates at most every 10 s to keep logs short.
+    `enabled=False` (a process other than the one that reports) shows none."""
     interactive = sys.stderr.isatty()
     disable = os.environ.get("EPEFLOW_NO_PROGRESS") == "1"
     return iter(
@@ -34,6 +36,6 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
             file=sys.stderr,
             mininterval=0.1 if interactive else 10.0,
             dynamic_ncols=interactive,
-            disable=disable,
+            disable=disable or not enabled,
         )
     )

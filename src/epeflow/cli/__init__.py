@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from epeflow import __version__
-from epeflow.errors import EpeflowError
+from epeflow.errors import EXIT_STOPPED, EpeflowError, RunStopped
 from epeflow.log import setup_logging
 
 # Order here is the order in `epeflow --help`: the pipeline's stages, then tools.
@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EpeflowError as e:
         print(f"epeflow {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunStopped as e:
+        print(f"epeflow {args.command}: {e}", file=sys.stderr)
+        return EXIT_STOPPED
     except KeyboardInterrupt:
         print(f"epeflow {args.command}: interrupted; rerun to continue", file=sys.stderr)
         return 130

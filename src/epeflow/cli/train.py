@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weight per pair)")
     p.add_argument("--checkpoints", type=path_arg, required=True, help="folder of resumable checkpoints")
     p.add_argument("--out", type=path_arg, required=True, help="model.pt to write")
+    p.add_argument("--tensorboard", type=path_arg, default=None,
+                   help="folder for TensorBoard event files (losses, learning rates, speed, image grids)")
     add_spec(p, "the experiment's `train`")
     add_weights(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
@@ -43,5 +45,6 @@ def _train(args: argparse.Namespace) -> int:
         src_manifest=args.src_manifest, dst_manifest=args.dst_manifest, src_labels=args.src_labels,
         dst_labels=args.dst_labels, gbuffers=args.gbuffers, matches=args.matches, pair_weights=args.pair_weights,
     )
-    run_train(inputs, args.checkpoints, args.out, spec(args), spec(args, "weights"), args.allow_random_weights)
+    run_train(inputs, args.checkpoints, args.out, spec(args), spec(args, "weights"), args.allow_random_weights,
+              args.tensorboard)
     return 0

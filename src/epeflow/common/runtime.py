@@ -1,8 +1,9 @@
 """Where training runs: device, mixed precision, and (the one place for it) distributed wrapping and sharding.
 
-Single process today. Multi-GPU needs only this module to change its answers: `detect` reads the usual
-torchrun environment, `wrap` puts a module in DistributedDataParallel, `shard` gives each rank its slice
-of a global batch; the training loop calls these and nothing else about distribution.
+One process, or one of several started by torchrun (one per GPU; gloo processes on CPU for tests): `detect`
+reads torchrun's environment, `process_group` joins the others, `wrap` puts a module in
+DistributedDataParallel, `shard` gives each rank its slice of a global batch, `average` and `any_rank` agree
+on values across ranks. The training loop calls these and nothing else about distribution.
 """
 
 from __future__ import annotations
@@ -46,9 +47,14 @@ class Runtime:
         """The process that writes checkpoints, logs and the final model."""
         return self.rank == 0
 
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
     def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast when `amp` (`detect` allows it on CUDA only; tests build a CPU one directly)."""
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def prepare(self, module: nn.Module) -> nn.Module:
@@ -62,7 +68,7 @@ class Runtime:
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """The module the loop calls: itself, or its DistributedDataParallel wrapper with several ranks."""
-        if self.world_size > 1 and torch.distributed.is_initialized():
+        if self.distributed:
             ids = [self.device.index] if self.is_cuda else None
             return nn.parallel.DistributedDataParallel(module, device_ids=ids)
         return module
@@ -70,6 +76,42 @@ class Runtime:
     def shard(self, items: Sequence[T]) -> list[T]:
         """This rank's part of a global batch (every rank draws the same global batch from the same seed)."""
         return list(items[self.rank :: self.world_size])
+
+    def average(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Scalars averaged over the ranks (one all-reduce, no host synchronisation); as they are with one."""
+        if not self.distributed:
+            return values
+        stacked = torch.stack([v.detach().float() for v in values.values()])
+        torch.distributed.all_reduce(stacked)
+        return dict(zip(values, stacked / self.world_size, strict=True))
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when it is true on one (so all ranks stop at the same step)."""
+        if not self.distributed:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier(device_ids=[self.device.index] if self.is_cuda else None)
+
+
+@contextlib.contextmanager
+def process_group(runtime: Runtime) -> Iterator[None]:
+    """Join the other ranks (nccl on CUDA, gloo on CPU) for the block when torchrun started several."""
+    if runtime.world_size == 1 or torch.distributed.is_initialized():
+        yield
+        return
+    if runtime.is_cuda:
+        torch.cuda.set_device(runtime.device)
+    torch.distributed.init_process_group("nccl" if runtime.is_cuda else "gloo", rank=runtime.rank,
+                                         world_size=runtime.world_size)
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -24,6 +24,7 @@ from epeflow.artifacts.matches import Pairs
 from epeflow.errors import EpeflowError
 from epeflow.gbuffers.channels import x_direction_channels
 from epeflow.io import read_image, read_label
+from epeflow.train.stop import ignore_stop_signals
 
 # --- which pairs: weighted, resumable draws ----------------------------------------------------------
 # Weighted draws of matched pairs for training (the reference's MatchedCrops sampling, resumable).
@@ -315,11 +316,12 @@ def make_loader(dataset: MatchedPairs, batches: PairBatches, num_workers: int, p
         batch_sampler=batches,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        worker_init_fn=_single_thread if num_workers else None,
+        worker_init_fn=_worker_init if num_workers else None,
         persistent_workers=False,
     )
     return iter(loader)
 
 
-def _single_thread(_: int) -> None:
+def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode images; the main process owns the cores for training
+    ignore_stop_signals()  # the main process finishes its step on SIGTERM, then ends its workers itself

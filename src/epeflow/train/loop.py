@@ -25,6 +25,7 @@ from epeflow.models.losses import r1_penalty
 from epeflow.models.patchgan import PatchGAN, PatchGANConfig
 from epeflow.models.ppde import PPDE, PPDEConfig
 from epeflow.train.settings import TrainSettings
+from epeflow.train.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,17 @@ def discriminator_config(settings: TrainSettings, num_labels: int) -> PPDEConfig
 
 def build_state(settings: TrainSettings, gen_config: IENetConfig, disc_config: PPDEConfig | PatchGANConfig,
                 runtime: Runtime) -> TrainState:
-    """Networks initialised from `settings.seed`, on the device, with Adam and step-LR schedules."""
+    """Networks initialised from `settings.seed`, on the device, with Adam (fused on CUDA) and step-LR schedules."""
     torch.manual_seed(settings.seed)
     generator = runtime.prepare(IENet(gen_config))
     discriminator = runtime.prepare(DISCRIMINATORS[settings.discriminator](disc_config))
     generator_ema = None
     if settings.ema_decay > 0:
         generator_ema = copy.deepcopy(generator).requires_grad_(False)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas)
+    fused = runtime.is_cuda  # one kernel for all parameters; CPU keeps the loop-over-tensors Adam
+    opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_generator, betas=settings.betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_discriminator, betas=settings.betas,
+                             fused=fused)
     return TrainState(
         generator, discriminator, opt_g, opt_d,
         torch.optim.lr_scheduler.StepLR(opt_g, settings.lr_step, settings.lr_gamma),
@@ -194,6 +197,13 @@ class Objectives:
     reg_weight: float = 0.03
 
 
+def compiled(module: nn.Module) -> nn.Module:
+    """`torch.compile` without inductor's own choice of channels_last layouts: with it the backward of the
+    generator's replicate padding fails a stride check (torch 2.13, CPU); on CUDA the runtime already lays
+    tensors out channels_last."""
+    return torch.compile(module, options={"layout_optimization": False})
+
+
 def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
                    scheduler: torch.optim.lr_scheduler.LRScheduler, clip: float) -> None:
     optimizer.zero_grad(set_to_none=True)
@@ -206,30 +216,52 @@ def optimizer_step(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim
 def train_loop(
     state: TrainState, batches: Iterator[dict[str, torch.Tensor]], vgg: VGG16 | None, objectives: Objectives,
     settings: TrainSettings, runtime: Runtime, on_checkpoint: Callable[[TrainState], None],
+    should_stop: Callable[[], bool] = lambda: False, watch: Watch | None = None,
 ) -> TrainState:
-    """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration."""
-    gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
-    names, obj = state.discriminator.input_names, objectives
+    """Train from `state.iteration` to `settings.iterations`, one batch of `batches` per iteration.
 
-    def realness(image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
-        return disc(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
-    for _ in progress(range(state.iteration, settings.iterations), "train", unit="it"):
+    When `should_stop()` turns true (a stop signal), the loop checkpoints the last finished step and returns
+    early (`state.iteration < settings.iterations` tells the caller). `watch` gets losses and image grids.
+    """
+    watch = watch or Watch(None, 0)
+    watch.start(state.iteration)
+    # Several ranks: each trains on its equal share of the global batch, every loss a mean over that share, and
+    # DistributedDataParallel averages the gradients: the global batch's gradient. Modules that need no
+    # gradient synchronisation (the generator under no_grad, the frozen discriminator) run unwrapped.
+    gen, disc = runtime.wrap(state.generator), runtime.wrap(state.discriminator)
+    fake_gen = state.generator  # under no_grad: nothing to synchronise
+    if settings.compile:  # not the discriminator: R1 differentiates it twice, which compiled graphs cannot
+        gen, fake_gen = compiled(gen), compiled(fake_gen)
+    names, obj = state.discriminator.input_names, objectives
+    saved = state.iteration  # the newest iteration a checkpoint holds (or the start: nothing new to save)
+
+    def realness(d: nn.Module, image: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor | None]:
+        return d(discriminator_inputs(vgg, image, names), labels)  # maps at 1/16 (ppde) or per scale
+    for _ in progress(range(state.iteration, settings.iterations), "train", unit="it", enabled=runtime.is_main):
+        if runtime.any_rank(should_stop()):  # every rank stops at the same step
+            if state.iteration > saved and runtime.is_main:
+                on_checkpoint(state)
+            runtime.barrier()  # no rank leaves (and makes torchrun end the others) before the checkpoint is written
+            break
         b = {k: runtime.tensor(v) for k, v in next(batches).items()}
 
         # Discriminator: fakes of the current generator towards 0, real crops towards 1, R1 on real crops.
         with torch.no_grad(), runtime.autocast():
-            fake = gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
+            fake = fake_gen(b["image"], b["gbuffers"], b["materials"])  # (B, 3, h, w)
         real = b["real"].requires_grad_(obj.reg_weight > 0)
         with runtime.autocast():
-            d_fake = obj.gan.fake(realness(fake, b["labels"]))
-            d_real = obj.gan.real(realness(real, b["real_labels"]))
-        r1 = r1_penalty(d_real, real) if obj.reg_weight > 0 else torch.zeros((), device=real.device)
+            d_fake = obj.gan.fake(realness(disc, fake, b["labels"]))
+            d_real = obj.gan.real(realness(disc, real, b["real_labels"]))
+        # R1 of the global batch's real loss: a rank's mean over its share has world_size times its gradient
+        r1 = torch.zeros((), device=real.device)
+        if obj.reg_weight > 0:
+            r1 = r1_penalty(d_real / runtime.world_size, real)
         optimizer_step(d_fake + d_real + obj.reg_weight * r1, disc, state.opt_d, state.sched_d, settings.clip_grad_norm)
 
         # Generator: look real to the discriminator (given the source's labels), stay close to the source.
         with frozen(state.discriminator), runtime.autocast():
             enhanced = gen(b["image"], b["gbuffers"], b["materials"])
-            g_gan = obj.gan.generator(realness(enhanced, b["labels"]))
+            g_gan = obj.gan.generator(realness(state.discriminator, enhanced, b["labels"]))
             g_perceptual = obj.perceptual(b["image"], enhanced).float().mean()
         g_loss = obj.gan_weight * g_gan + obj.perceptual_weight * g_perceptual
         optimizer_step(g_loss, gen, state.opt_g, state.sched_g, settings.clip_grad_norm)
@@ -237,12 +269,19 @@ def train_loop(
             update_ema(state.generator_ema, state.generator, settings.ema_decay, state.iteration)
 
         state.iteration += 1
-        state.losses.add({"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1})
+        state.losses.add(runtime.average(
+            {"g_gan": g_gan, "g_perceptual": g_perceptual, "d_real": d_real, "d_fake": d_fake, "d_r1": r1}))
+        watch.images(state.iteration, b["image"], enhanced, b["real"])
         if state.iteration % settings.log_every == 0:
-            _log_losses(state.iteration, state.losses.flush(state.iteration))
+            means = state.losses.flush(state.iteration)
+            _log_losses(state.iteration, means)
+            watch.losses(state.iteration, means, {"generator": state.opt_g.param_groups[0]["lr"],
+                                                  "discriminator": state.opt_d.param_groups[0]["lr"]})
         at_end = state.iteration == settings.iterations
-        if runtime.is_main and (state.iteration % settings.checkpoint_every == 0 or at_end):
-            on_checkpoint(state)
+        if state.iteration % settings.checkpoint_every == 0 or at_end:
+            if runtime.is_main:
+                on_checkpoint(state)
+            saved = state.iteration
     if state.losses.count:
         _log_losses(state.iteration, state.losses.means())
     return state

@@ -6,8 +6,9 @@ stays about training.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from epeflow.artifacts.init_state import read_init_state
 from epeflow.artifacts.labels import read_labels_info
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
+from epeflow.artifacts.tensorboard import TrainingBoard
 from epeflow.common.lpips import build_lpips
-from epeflow.common.runtime import Runtime
+from epeflow.common.runtime import Runtime, process_group
 from epeflow.common.taxonomy import NUM_MATERIALS, NUM_UNIVERSAL_CLASSES
 from epeflow.common.vgg16 import build_vgg16
-from epeflow.errors import EpeflowError
+from epeflow.errors import EpeflowError, RunStopped
 from epeflow.models.disc_inputs import IMAGE
 from epeflow.models.gan_losses import GAN_LOSSES
 from epeflow.provenance import any_random, marked_random, stamp
@@ -39,6 +41,8 @@ from epeflow.train.loop import (
     train_loop,
 )
 from epeflow.train.settings import TrainSettings
+from epeflow.train.stop import stop_on_signals
+from epeflow.train.watch import Watch
 from epeflow.weights import sha256_of
 
 log = logging.getLogger(__name__)
@@ -87,16 +91,56 @@ def run_train(
     spec: Mapping[str, Any],
     weights: Mapping[str, Any],
     allow_random: bool,
+    tensorboard: Path | None = None,
 ) -> TrainState:
-    """Train (or continue training) and write `out`; CPU threads are the caller's choice (torch.set_num_threads)."""
+    """Train (or continue training) and write `out`, with TensorBoard event files in `tensorboard` if given.
+
+    One process, or each of the `train.gpus` processes torchrun started (only rank 0 writes files). CPU threads
+    are the caller's choice (torch.set_num_threads).
+    """
+    settings = TrainSettings.from_spec(dict(spec))
+    runtime = Runtime.detect(settings.amp, settings.device)
+    check_world(settings, runtime)
+    with process_group(runtime), _logs_of_rank_0_only(runtime):
+        return _train(inputs, checkpoints, out, settings, runtime, weights, allow_random, tensorboard)
+
+
+def check_world(settings: TrainSettings, runtime: Runtime) -> None:
+    """As many processes as `train.gpus` asks for, each with an equal share of the global batch."""
+    if settings.gpus != runtime.world_size:
+        raise EpeflowError(
+            f"config key `train.gpus` is {settings.gpus} but this is one of {runtime.world_size} process(es); "
+            f"start training as `torchrun --standalone --nproc-per-node {settings.gpus} --no-python epeflow train "
+            "...` (the `train` rule does) or set `gpus` to match"
+        )
+    if settings.batch_size % runtime.world_size:
+        raise EpeflowError(
+            f"config key `train.batch_size` ({settings.batch_size}) is not a multiple of `train.gpus` "
+            f"({settings.gpus}); every GPU trains on an equal share of the batch: change one of them"
+        )
+
+
+@contextlib.contextmanager
+def _logs_of_rank_0_only(runtime: Runtime) -> Iterator[None]:
+    """Other ranks log warnings and errors only, so a torchrun log reads like a one-process one."""
+    logger, level = logging.getLogger("epeflow"), logging.getLogger("epeflow").level
+    if not runtime.is_main:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSettings, runtime: Runtime,
+           weights: Mapping[str, Any], allow_random: bool, tensorboard: Path | None) -> TrainState:
     src_manifest, dst_manifest, gbuffers = inputs.src_manifest, inputs.dst_manifest, inputs.gbuffers
     src_labels, dst_labels = inputs.src_labels, inputs.dst_labels
     from epeflow.artifacts.gbuffers import GBufferStore
     from epeflow.train.data import WeightedPairSampler
 
-    settings = TrainSettings.from_spec(dict(spec))
-    runtime = Runtime.detect(settings.amp, settings.device)
-    log.info("training on %s (amp: %s) for %d iterations", runtime.device, runtime.amp, settings.iterations)
+    log.info("training on %s (amp: %s%s) for %d iterations", runtime.device, runtime.amp,
+             f", {runtime.world_size} processes" if runtime.world_size > 1 else "", settings.iterations)
 
     pairs = load_pairs(inputs.matches, inputs.pair_weights)
     src, _ = load_frames(src_manifest)
@@ -134,7 +178,8 @@ def run_train(
     if init is not None:
         inputs["init_from"] = {"sha256": init_record["sha256"]}
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
-    ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
+    if runtime.is_main:  # the others wait: claiming may move files aside
+        ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
     gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
     num_labels = int(src_labels_info["num_classes"] or NUM_UNIVERSAL_CLASSES)
@@ -148,7 +193,10 @@ def run_train(
         )
     state = build_state(settings, gen_config, disc_config, runtime)
     sampler = WeightedPairSampler(pairs.weight, settings.seed)
-    resumed = ckpt.load_latest(checkpoints, fp, settings.iterations)
+    resumed = ckpt.load_latest(checkpoints, fp, settings.iterations) if runtime.is_main else None
+    runtime.barrier()  # rank 0 moved aside what no rank may resume from; now all read the same newest one
+    if not runtime.is_main:
+        resumed = ckpt.load_latest(checkpoints, fp, settings.iterations)
     if resumed is not None:
         state.load_state_dict(resumed)
         sampler.load_state_dict(resumed["sampler"])
@@ -172,7 +220,17 @@ def run_train(
     objectives = Objectives(perceptual=lpips, gan=GAN_LOSSES[settings.gan_loss](),
                             perceptual_weight=settings.perceptual_weight, gan_weight=settings.gan_weight,
                             reg_weight=settings.reg_weight)
-    train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint)
+    board = TrainingBoard(tensorboard, state.iteration) if tensorboard is not None and runtime.is_main else None
+    watch = Watch(board, settings.image_every)
+    try:
+        with stop_on_signals() as stop:
+            train_loop(state, loader, vgg, objectives, settings, runtime, save_checkpoint, stop, watch)
+    finally:
+        watch.close()
+    if state.iteration < settings.iterations:
+        resume = ckpt.checkpoint_path(checkpoints, state.iteration) if state.iteration else "the start"
+        raise RunStopped(f"stopped on {stop.name} at iteration {state.iteration} of {settings.iterations}; rerun the "
+                         f"same command to continue from {resume}")
 
     provenance = stamp(
         random_weights, vgg16_random=vgg_random, lpips_random=lpips_random,

@@ -11,7 +11,7 @@ from epeflow.config import settings_from_spec
 # other values of these is still the same run. `init_from` is a path: the run's fingerprint holds the file's
 # content digest instead (an input), so moving the file is no change and rewriting it is.
 NOT_FINGERPRINTED = ("iterations", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "device",
-                     "init_from")
+                     "init_from", "image_every", "gpus", "compile")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class TrainSettings:
     ema_decay: float
     device: str
     init_from: str | None
+    image_every: int
+    gpus: int
+    compile: bool
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> TrainSettings:
