@@ -12,13 +12,14 @@ from epeflow.cli import main
 from epeflow.common.lpips import LPIPS_CHANNELS, build_lpips, lin_key
 from epeflow.common.vgg16 import VGG16
 from epeflow.config import validate_section
+from epeflow.errors import EpeflowError
 from epeflow.metrics.evaluate import lpips_per_frame, run_evaluate
 from epeflow.metrics.frames import load_rgb
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING
 
 
 def _settings(**overrides):
-    return validate_section("evaluate", {"kid_subsets": 10, "kid_subset_size": 8, **overrides}, ("test",))
+    return validate_section("evaluate", {"kid_subsets": 10, "kid_subset_size": 4, **overrides}, ("test",))
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,9 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab"}
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["source"]["mean"]
-    assert m["kid_vgg"]["enhanced"]["subset_size_x"] == 4 and m["kid_vgg"]["enhanced"]["subset_size_y"] == 8
-    assert m["fid_vgg"]["enhanced"] < m["fid_vgg"]["source"]
+    assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020
+    assert m["fid_vgg"]["enhanced"]["value"] < m["fid_vgg"]["source"]["value"]
+    assert m["fid_vgg"]["enhanced"]["n_x"] == 4 and m["fid_vgg"]["enhanced"]["n_y"] == 12
     assert m["lpips"]["n"] == 4 and m["lpips"]["mean"] > 0
     # the weight-free SWDs see the same: colours and patch statistics of the enhanced frames are the real ones'
     assert m["swd_lab"]["enhanced"] < m["swd_lab"]["source"]
@@ -94,6 +96,15 @@ def test_kid_with_a_single_enhanced_frame_is_skipped_saying_what_to_change(tmp_p
     assert m["lpips"]["n"] == 1
 
 
+def test_a_kid_subset_larger_than_the_enhanced_set_stops_before_any_feature(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    with pytest.raises(EpeflowError, match=r"got 4 and 12; set `evaluate.kid_subset_size` to at most 4"):
+        run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(kid_subset_size=8), {}, False, "x")
+    auto = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest,
+                        _settings(kid_subset_size="auto", metrics=["kid_vgg"]), {}, True, "x")["metrics"]["kid_vgg"]
+    assert auto["enhanced"]["subset_size"] == 4 and auto["enhanced"]["subset_size_rule"].startswith("auto")
+
+
 def test_lpips_resizes_source_frames_to_the_enhanced_size(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
     src = pd.read_parquet(exp.src_manifest)
@@ -127,7 +138,9 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, hub_dir, capsys):
     args = ["evaluate", str(exp.enhanced), str(exp.src_manifest), str(exp.dst_manifest), str(out), "--threads", "1"]
     assert main([*args, "--spec", '{"kid_subsets": 0}', "--allow-random-weights"]) == 2
     assert "experiments.demo.evaluate.kid_subsets" in capsys.readouterr().err
-    assert main([*args, "--spec", "{}"]) == 2  # no weights and random ones not allowed
+    assert main([*args, "--spec", "{}"]) == 2  # KID subsets of 1000 (torch-fidelity's default) from 4 frames
+    assert "`evaluate.kid_subset_size` to at most 4" in capsys.readouterr().err
+    assert main([*args, "--spec", '{"kid_subset_size": 4}']) == 2  # no weights and random ones not allowed
     err = capsys.readouterr().err
     assert "vgg16-397923af.pth" in err and "Traceback" not in err
     assert not out.exists()

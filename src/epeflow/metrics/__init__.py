@@ -2,7 +2,7 @@
 
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.metrics.evaluate import METRICS, EvalContext, run_evaluate
-from epeflow.metrics.kid import KidResult, frechet_distance, kid, mmd2_unbiased
+from epeflow.metrics.kid import FidResult, KidResult, fid, kid, mmd2_unbiased
 
-__all__ = ["LPIPS", "METRICS", "EvalContext", "KidResult", "build_lpips", "run_evaluate", "frechet_distance", "kid",
-           "mmd2_unbiased"]
+__all__ = ["LPIPS", "METRICS", "EvalContext", "FidResult", "KidResult", "build_lpips", "fid", "kid", "mmd2_unbiased",
+           "run_evaluate"]

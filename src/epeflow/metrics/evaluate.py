@@ -21,7 +21,7 @@ from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, embed_frames, to_model_input
 from epeflow.metrics.frames import EvalFrames, collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
-from epeflow.metrics.kid import frechet_distance, kid
+from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.swd import swd, swd_lab
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
@@ -88,6 +88,9 @@ class EvalContext:
             )
 
 
+KID_SUBSET_SIZE_KEY = "evaluate.kid_subset_size"
+
+
 def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
     """KID of enhanced vs real and, as the baseline, of source vs real (lower is more realistic)."""
     ctx.require_frames()
@@ -95,22 +98,29 @@ def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
     s = ctx.settings
     result: dict[str, Any] = {"description": "KID on VGG16 frame features vs real frames", "lower_is_better": True}
     for side in ("enhanced", "source"):
-        result[side] = kid(ctx.vgg_features(side), real, s["kid_subsets"], s["kid_subset_size"], s["seed"]).as_dict()
+        result[side] = kid(ctx.vgg_features(side), real, s["kid_subsets"], s["kid_subset_size"], s["kid_seed"],
+                           key=KID_SUBSET_SIZE_KEY).as_dict()
     result["features"] = FEATURES
     return result
 
 
 def fid_vgg(ctx: EvalContext) -> dict[str, Any]:
-    """Fréchet distance on the same features (biased for few frames; an extra next to KID)."""
+    """Fréchet distance on the same features (biased for few frames; an extra next to KID).
+
+    A side whose covariances give no real square root (pytorch-fid's error) records that error instead.
+    """
     ctx.require_frames()
     real = ctx.vgg_features("real")
-    return {
-        "description": "Fréchet distance on VGG16 frame features vs real frames",
-        "lower_is_better": True,
-        "enhanced": frechet_distance(ctx.vgg_features("enhanced"), real),
-        "source": frechet_distance(ctx.vgg_features("source"), real),
-        "features": FEATURES,
-    }
+    result: dict[str, Any] = {"description": "Fréchet distance on VGG16 frame features vs real frames",
+                              "lower_is_better": True}
+    for side in ("enhanced", "source"):
+        try:
+            result[side] = fid(ctx.vgg_features(side), real).as_dict()
+        except FrechetDistanceError as e:
+            log.warning("fid_vgg (%s): %s", side, e)
+            result[side] = {"skipped": str(e)}
+    result["features"] = FEATURES
+    return result
 
 
 @torch.no_grad()
@@ -212,6 +222,12 @@ def run_metrics(ctx: EvalContext, names: list[str]) -> dict[str, dict[str, Any]]
     return results
 
 
+def check_kid_subset_size(settings: Mapping[str, Any], n_enhanced: int, n_real: int) -> None:
+    """Stop before any feature is computed when the KID subset size does not fit the frame counts."""
+    if "kid_vgg" in settings["metrics"] and min(n_enhanced, n_real) >= 2:
+        resolve_subset_size(settings["kid_subset_size"], n_enhanced, n_real, KID_SUBSET_SIZE_KEY)
+
+
 def run_evaluate(
     enhanced_dir: Path,
     src_manifest: Path,
@@ -230,6 +246,7 @@ def run_evaluate(
     )
     log.info("evaluating %d enhanced frames against %d real frames", len(frames.enhanced), len(frames.real))
     device = device or select_device(settings["device"])
+    check_kid_subset_size(settings, len(frames.enhanced), len(frames.real))
     ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads)
     metrics = run_metrics(ctx, list(settings["metrics"]))
     random = bool(ctx.random_models) or frames.enhanced_random

@@ -163,6 +163,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, Mapping) and "mean" in value:
         std = value.get("std")
         return f"{value['mean']:.4g} ± {std:.2g}" if isinstance(std, int | float) else f"{value['mean']:.4g}"
+    if isinstance(value, Mapping) and "value" in value:
+        return _fmt(value["value"])
+    if isinstance(value, Mapping) and "skipped" in value:
+        return f"skipped: {value['skipped']}"
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int | np.integer):
