@@ -19,7 +19,8 @@ from epeflow.provenance import RANDOM_WEIGHTS_WARNING
 
 
 def _settings(**overrides):
-    return validate_section("evaluate", {"kid_subsets": 10, "kid_subset_size": 4, **overrides}, ("test",))
+    return validate_section("evaluate", {"kid_subsets": 10, "kid_subset_size": 4, "skvd_size": [48, 64],
+                                         "ckvd_min_pairs": 2, **overrides}, ("test",))
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,12 @@ def weight_files(tmp_path_factory):
 
 def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, random=False)
-    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "demo", threads=2)
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "demo", threads=2,
+                       labels=exp.labels)
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
-    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab"}
+    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"}
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["source"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020
@@ -51,6 +53,12 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert m["swd"]["enhanced"]["mean"] < m["swd"]["source"]["mean"]
     assert len(m["swd"]["enhanced"]["per_level"]) == len(m["swd"]["source"]["per_level"]) >= 2
     assert m["swd"]["descriptors_per_image"] == 128  # Karras et al.'s default, recorded with the numbers
+    # sKVD: 20-px crops (1/8 of 48x64) paired by their street layouts; the real-looking enhanced crops are closer
+    skvd = m["skvd"]
+    assert skvd["crop_side"] == 20 and skvd["crops"] == {"enhanced": 4, "real": 12} and skvd["pairs"] >= 2
+    assert skvd["enhanced"]["pairs"] == skvd["source"]["pairs"] == skvd["pairs"]
+    assert skvd["enhanced"]["value"] < skvd["source"]["value"]
+    assert set(m["ckvd"]["enhanced"]["per_class"]) <= {"sky", "road", "car"}
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     json.dumps(doc)  # plain JSON types only
@@ -58,11 +66,26 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
 
 def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, identity=True)
-    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x", labels=exp.labels)
     m = doc["metrics"]
     assert m["lpips"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["source"]
+    assert m["skvd"]["enhanced"] == m["skvd"]["source"] and m["ckvd"]["enhanced"] == m["ckvd"]["source"]
     assert m["swd"]["enhanced"] == m["swd"]["source"] and m["swd_lab"]["enhanced"] == m["swd_lab"]["source"]
+
+
+def test_semantic_metrics_without_label_maps_are_skipped_saying_what_to_pass(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["skvd", "ckvd"]), {},
+                       True, "x")
+    assert "--src-labels" in doc["metrics"]["skvd"]["skipped"] and "skipped" in doc["metrics"]["ckvd"]
+
+
+def test_skvd_size_wider_than_the_frames_is_an_error_naming_the_key(tmp_path, hub_dir):
+    exp = make_experiment(tmp_path)
+    with pytest.raises(EpeflowError, match=r"`evaluate.skvd_size`"):
+        run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["skvd"], skvd_size=[48, 96]),
+                     {}, True, "x", labels=exp.labels)
 
 
 def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir, weight_files):
@@ -121,14 +144,17 @@ def test_lpips_resizes_source_frames_to_the_enhanced_size(tmp_path, hub_dir):
 def test_cli_writes_metrics_json(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
     out = tmp_path / "results" / "demo" / "metrics.json"
-    spec = json.dumps({"kid_subsets": 5, "kid_subset_size": 4, "metrics": ["kid_vgg", "lpips"], "real_split": "train"})
+    spec = json.dumps({"kid_subsets": 5, "kid_subset_size": 4, "metrics": ["kid_vgg", "lpips", "skvd"],
+                       "real_split": "train", "skvd_size": [48, 64]})
     rc = main(["evaluate", str(exp.enhanced), str(exp.src_manifest), str(exp.dst_manifest), str(out),
+               "--src-labels", str(exp.src_labels), "--dst-labels", str(exp.dst_labels),
                "--spec", spec, "--weights", "{}", "--allow-random-weights", "--threads", "1"])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["experiment"] == "demo" and doc["frames"]["real"] == 6
     assert doc["settings"]["kid_subsets"] == 5 and doc["settings"]["short_side"] == 512  # defaults filled
-    assert set(doc["metrics"]) == {"kid_vgg", "lpips"} and doc["warning"] == RANDOM_WEIGHTS_WARNING
+    assert set(doc["metrics"]) == {"kid_vgg", "lpips", "skvd"} and doc["warning"] == RANDOM_WEIGHTS_WARNING
+    assert doc["metrics"]["skvd"]["enhanced"]["value"] is not None
     assert not list(out.parent.glob(".*tmp*"))  # atomic: no temporary left behind
 
 
@@ -150,8 +176,11 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, hub_dir, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_run_agrees_with_cpu(tmp_path, hub_dir):
     exp = make_experiment(tmp_path)
-    args = (exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["kid_vgg", "lpips"]), {}, True, "x")
-    cpu = run_evaluate(*args, device=torch.device("cpu"))["metrics"]
-    gpu = run_evaluate(*args, device=torch.device("cuda"))["metrics"]  # bf16 autocast, channels_last
+    args = (exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(metrics=["kid_vgg", "lpips", "skvd"]), {},
+            True, "x")
+    cpu = run_evaluate(*args, device=torch.device("cpu"), labels=exp.labels)["metrics"]
+    gpu = run_evaluate(*args, device=torch.device("cuda"), labels=exp.labels)["metrics"]  # bf16, channels_last
     assert gpu["lpips"]["mean"] == pytest.approx(cpu["lpips"]["mean"], rel=0.05)
     assert gpu["kid_vgg"]["enhanced"]["mean"] < gpu["kid_vgg"]["source"]["mean"]
+    assert gpu["skvd"]["pairs"] == cpu["skvd"]["pairs"]
+    assert gpu["skvd"]["enhanced"]["value"] < gpu["skvd"]["source"]["value"]

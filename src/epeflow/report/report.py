@@ -161,6 +161,8 @@ def _img(data: bytes, alt: str) -> str:
 def _fmt(value: Any) -> str:
     """A metric / statistic for a table cell."""
     if isinstance(value, Mapping) and "mean" in value:
+        if value["mean"] is None:
+            return "n/a"
         std = value.get("std")
         return f"{value['mean']:.4g} ± {std:.2g}" if isinstance(std, int | float) else f"{value['mean']:.4g}"
     if isinstance(value, Mapping) and "value" in value:
