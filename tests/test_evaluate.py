@@ -43,21 +43,29 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     m = doc["metrics"]
     assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"}
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
-    assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["source"]["mean"]
+    assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["identity"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020
-    assert m["fid_vgg"]["enhanced"]["value"] < m["fid_vgg"]["source"]["value"]
+    assert m["fid_vgg"]["enhanced"]["value"] < m["fid_vgg"]["identity"]["value"]
     assert m["fid_vgg"]["enhanced"]["n_x"] == 4 and m["fid_vgg"]["enhanced"]["n_y"] == 12
-    assert m["lpips"]["n"] == 4 and m["lpips"]["mean"] > 0
+    assert m["lpips"]["enhanced"]["n"] == 4 and m["lpips"]["enhanced"]["mean"] > 0
     # the weight-free SWDs see the same: colours and patch statistics of the enhanced frames are the real ones'
-    assert m["swd_lab"]["enhanced"] < m["swd_lab"]["source"]
-    assert m["swd"]["enhanced"]["mean"] < m["swd"]["source"]["mean"]
-    assert len(m["swd"]["enhanced"]["per_level"]) == len(m["swd"]["source"]["per_level"]) >= 2
+    assert m["swd_lab"]["enhanced"] < m["swd_lab"]["identity"]
+    assert m["swd"]["enhanced"]["mean"] < m["swd"]["identity"]["mean"]
+    assert len(m["swd"]["enhanced"]["per_level"]) == len(m["swd"]["identity"]["per_level"]) >= 2
     assert m["swd"]["descriptors_per_image"] == 128  # Karras et al.'s default, recorded with the numbers
+    # the colour-transfer baseline takes the real frames' Lab statistics: its colours are closer than untouched ones
+    assert m["swd_lab"]["colour_transfer"] < 0.5 * m["swd_lab"]["identity"]
+    assert m["lpips"]["identity"]["mean"] == pytest.approx(0.0, abs=1e-6) and m["lpips"]["colour_transfer"]["mean"] > 0
+    stats = doc["baselines"]["colour_transfer"]
+    assert len(stats["target_lab_mean"]) == 3 and len(stats["source_lab_std"]) == 3
+    assert list(doc["compared"]) == ["enhanced", "identity", "colour_transfer"]
+    for name in ("kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"):
+        assert {"enhanced", "identity", "colour_transfer"} <= set(m[name]), name
     # sKVD: 20-px crops (1/8 of 48x64) paired by their street layouts; the real-looking enhanced crops are closer
     skvd = m["skvd"]
     assert skvd["crop_side"] == 20 and skvd["crops"] == {"enhanced": 4, "real": 12} and skvd["pairs"] >= 2
-    assert skvd["enhanced"]["pairs"] == skvd["source"]["pairs"] == skvd["pairs"]
-    assert skvd["enhanced"]["value"] < skvd["source"]["value"]
+    assert skvd["enhanced"]["pairs"] == skvd["identity"]["pairs"] == skvd["colour_transfer"]["pairs"] == skvd["pairs"]
+    assert skvd["enhanced"]["value"] < skvd["identity"]["value"]
     assert set(m["ckvd"]["enhanced"]["per_class"]) <= {"sky", "road", "car"}
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
@@ -68,10 +76,10 @@ def test_identity_enhancer_changes_nothing(tmp_path, hub_dir):
     exp = make_experiment(tmp_path, identity=True)
     doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x", labels=exp.labels)
     m = doc["metrics"]
-    assert m["lpips"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["source"]
-    assert m["skvd"]["enhanced"] == m["skvd"]["source"] and m["ckvd"]["enhanced"] == m["ckvd"]["source"]
-    assert m["swd"]["enhanced"] == m["swd"]["source"] and m["swd_lab"]["enhanced"] == m["swd_lab"]["source"]
+    assert m["lpips"]["enhanced"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert m["kid_vgg"]["enhanced"] == m["kid_vgg"]["identity"]
+    assert m["skvd"]["enhanced"] == m["skvd"]["identity"] and m["ckvd"]["enhanced"] == m["ckvd"]["identity"]
+    assert m["swd"]["enhanced"] == m["swd"]["identity"] and m["swd_lab"]["enhanced"] == m["swd_lab"]["identity"]
 
 
 def test_semantic_metrics_without_label_maps_are_skipped_saying_what_to_pass(tmp_path, hub_dir):
@@ -116,7 +124,7 @@ def test_kid_with_a_single_enhanced_frame_is_skipped_saying_what_to_change(tmp_p
     doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), {}, True, "x")
     m = doc["metrics"]
     assert "enhance.max_frames" in m["kid_vgg"]["skipped"] and "got 1 and 12" in m["fid_vgg"]["skipped"]
-    assert m["lpips"]["n"] == 1
+    assert m["lpips"]["enhanced"]["n"] == 1
 
 
 def test_a_kid_subset_larger_than_the_enhanced_set_stops_before_any_feature(tmp_path, hub_dir):
@@ -155,7 +163,7 @@ def test_cli_writes_metrics_json(tmp_path, hub_dir):
     assert doc["settings"]["kid_subsets"] == 5 and doc["settings"]["short_side"] == 512  # defaults filled
     assert set(doc["metrics"]) == {"kid_vgg", "lpips", "skvd"} and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert doc["metrics"]["skvd"]["enhanced"]["value"] is not None
-    assert not list(out.parent.glob(".*tmp*"))  # atomic: no temporary left behind
+    assert list(out.parent.iterdir()) == [out]  # atomic, and the colour-transfer frames are gone
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, hub_dir, capsys):
@@ -180,7 +188,7 @@ def test_gpu_run_agrees_with_cpu(tmp_path, hub_dir):
             True, "x")
     cpu = run_evaluate(*args, device=torch.device("cpu"), labels=exp.labels)["metrics"]
     gpu = run_evaluate(*args, device=torch.device("cuda"), labels=exp.labels)["metrics"]  # bf16, channels_last
-    assert gpu["lpips"]["mean"] == pytest.approx(cpu["lpips"]["mean"], rel=0.05)
-    assert gpu["kid_vgg"]["enhanced"]["mean"] < gpu["kid_vgg"]["source"]["mean"]
+    assert gpu["lpips"]["enhanced"]["mean"] == pytest.approx(cpu["lpips"]["enhanced"]["mean"], rel=0.05)
+    assert gpu["kid_vgg"]["enhanced"]["mean"] < gpu["kid_vgg"]["identity"]["mean"]
     assert gpu["skvd"]["pairs"] == cpu["skvd"]["pairs"]
-    assert gpu["skvd"]["enhanced"]["value"] < gpu["skvd"]["source"]["value"]
+    assert gpu["skvd"]["enhanced"]["value"] < gpu["skvd"]["identity"]["value"]

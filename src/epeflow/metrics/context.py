@@ -17,13 +17,14 @@ import torch
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
+from epeflow.metrics.baselines import write_colour_transfer
+from epeflow.metrics.colour_transfer import fit_reinhard
 from epeflow.metrics.frame_features import embed_frames
 from epeflow.metrics.frames import EvalFrames, load_rgb, resize_short_side
 
 log = logging.getLogger(__name__)
 
-FrameSet = Literal["enhanced", "source", "real"]
-SIDES: tuple[FrameSet, ...] = ("enhanced", "source")  # each compared with the real frames
+FrameSet = Literal["enhanced", "identity", "colour_transfer", "real"]
 
 
 class MetricUnavailable(Exception):
@@ -34,7 +35,8 @@ class MetricUnavailable(Exception):
 class EvalContext:
     """What metric functions read: the frames, settings, and models / features built on first use.
 
-    `labels`: the labels folders of the source and the target dataset (for sKVD / cKVD), when given.
+    `labels`: the labels folders of the source and the target dataset (for sKVD / cKVD), when given;
+    `scratch`: an empty folder for the colour-transferred frames (made when a metric first needs them).
     """
 
     frames: EvalFrames
@@ -44,6 +46,7 @@ class EvalContext:
     device: torch.device
     threads: int = 1
     labels: tuple[Path, Path] | None = None
+    scratch: Path | None = None
     random_models: list[str] = field(default_factory=list)  # models that ran with random weights
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -67,7 +70,28 @@ class EvalContext:
         return self._cache["lpips"]
 
     def paths(self, which: FrameSet) -> list[Path]:
+        """Frame files of one set; `identity` is the source frames, `colour_transfer` is written on first use."""
+        if which == "identity":
+            return self.frames.source
+        if which == "colour_transfer":
+            return self.cached("paths:colour_transfer", self._colour_transfer)
         return getattr(self.frames, which)
+
+    def colour_transfer_stats(self) -> dict[str, Any]:
+        """The Lab statistics the colour transfer used, once it ran ({} before)."""
+        return dict(self._cache.get("colour_transfer_stats", {}))
+
+    def _colour_transfer(self) -> list[Path]:
+        if self.scratch is None:
+            raise ValueError("the colour-transfer baseline needs a scratch folder (EvalContext.scratch)")
+        per_set = self.settings["colour_transfer"] == "per_set"
+        source = fit_reinhard(self.frames_rgb("identity")) if per_set else None
+        target = fit_reinhard(self.frames_rgb("real"))
+        self._cache["colour_transfer_stats"] = {
+            "target_lab_mean": target.mean.tolist(), "target_lab_std": target.std.tolist(),
+            **({"source_lab_mean": source.mean.tolist(), "source_lab_std": source.std.tolist()} if source else {}),
+        }
+        return write_colour_transfer(self.frames.source, self.frames.ids, self.scratch, source, target, self.threads)
 
     def vgg_features(self, which: FrameSet) -> np.ndarray:
         """(N, 512) VGG16 frame embeddings of one frame set, computed once."""

@@ -1,4 +1,7 @@
-"""The evaluate stage: how real enhanced frames look, with the unenhanced source frames as the baseline.
+"""The evaluate stage: how real enhanced frames look, next to two baselines computed with the same code.
+
+Every metric is computed for the enhanced frames and for the baselines of `epeflow.metrics.baselines`:
+the rendered frames as they are (`identity`) and their Reinhard colour transfer towards the real set.
 
 Each metric is a small function of an `EvalContext`, which computes once what metrics share (models,
 VGG16 frame features, sKVD's crops); FID-Inception or temporal metrics are one more entry in `METRICS`.
@@ -7,6 +10,7 @@ VGG16 frame features, sKVD's crops); FID-Inception or temporal metrics are one m
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,8 @@ import torch
 from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
-from epeflow.metrics.context import SIDES, EvalContext, MetricUnavailable
+from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
@@ -34,7 +39,7 @@ KID_SUBSET_SIZE_KEY = "evaluate.kid_subset_size"
 
 
 def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
-    """KID of enhanced vs real and, as the baseline, of source vs real (lower is more realistic)."""
+    """KID of enhanced vs real frames and of each baseline vs real frames (lower is more realistic)."""
     ctx.require_frames()
     real = ctx.vgg_features("real")
     s = ctx.settings
@@ -93,21 +98,20 @@ def lpips_per_frame(
 
 
 def lpips_source_enhanced(ctx: EvalContext) -> dict[str, Any]:
-    """How much enhancement changed each frame (LPIPS, higher = more changed); content should survive."""
-    d = lpips_per_frame(
-        ctx.lpips(), ctx.frames.source, ctx.frames.enhanced, ctx.settings["short_side"], ctx.threads,
-        ctx.settings["batch_size"],
-    )
-    return {
-        "description": "LPIPS between each source frame and its enhanced version",
-        "mean": float(d.mean()),
-        "std": float(d.std()),
-        "n": len(d),
+    """How much each compared set changed the rendered frames (LPIPS; identity is 0); content should survive."""
+    result: dict[str, Any] = {
+        "description": "LPIPS between each rendered frame and its enhanced (or baseline) version: how much changed",
+        "lower_is_better": None,
     }
+    for side in SIDES:
+        d = lpips_per_frame(ctx.lpips(), ctx.frames.source, ctx.paths(side), ctx.settings["short_side"], ctx.threads,
+                            ctx.settings["batch_size"])
+        result[side] = {"mean": float(d.mean()), "std": float(d.std()), "n": len(d)}
+    return result
 
 
 def swd_patches(ctx: EvalContext) -> dict[str, Any]:
-    """Multi-scale patch SWD (Karras et al. 2018) of enhanced and source frames vs real ones: needs no weights."""
+    """Multi-scale patch SWD (Karras et al. 2018) of each compared set vs real frames: needs no weights."""
     ctx.require_frames()
     real, seed = ctx.frames_rgb("real"), ctx.settings["seed"]
     result: dict[str, Any] = {
@@ -123,15 +127,16 @@ def swd_patches(ctx: EvalContext) -> dict[str, Any]:
 
 
 def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
-    """SWD of CIELab pixel colours of enhanced and source frames vs real ones (Lab units): needs no weights."""
+    """SWD of CIELab pixel colours of each compared set vs real frames (Lab units): needs no weights."""
     ctx.require_frames()
     real, seed = ctx.frames_rgb("real"), ctx.settings["seed"]
-    return {
+    result: dict[str, Any] = {
         "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
         "lower_is_better": True, "needs_weights": False,
-        "enhanced": swd_lab(ctx.frames_rgb("enhanced"), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed),
-        "source": swd_lab(ctx.frames_rgb("source"), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed),
     }
+    for side in SIDES:
+        result[side] = swd_lab(ctx.frames_rgb(side), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed)
+    return result
 
 
 METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
@@ -157,6 +162,21 @@ def run_metrics(ctx: EvalContext, names: list[str]) -> dict[str, dict[str, Any]]
     return results
 
 
+def baselines_record(ctx: EvalContext) -> dict[str, Any]:
+    """How the baseline frames were made (the colour transfer's Lab statistics when it ran)."""
+    return {
+        "identity": "the rendered (source) frames of the enhanced ones, unchanged",
+        "colour_transfer": {
+            "method": "Reinhard et al. 2001 in CIELab (D65): each channel shifted and scaled from the source "
+                      "statistics to the real frames' pooled mean and std, clipped to sRGB, saved as 8-bit PNG",
+            "source_statistics": "pooled over all rendered frames compared (one mapping for all)"
+            if ctx.settings["colour_transfer"] == "per_set" else "each frame's own (Reinhard's original)",
+            "statistics_measured_at": f"short side <= {ctx.settings['short_side']} px",
+            **ctx.colour_transfer_stats(),
+        },
+    }
+
+
 def check_kid_subset_size(settings: Mapping[str, Any], n_enhanced: int, n_real: int) -> None:
     """Stop before any feature is computed when the KID subset size does not fit the frame counts."""
     if "kid_vgg" in settings["metrics"] and min(n_enhanced, n_real) >= 2:
@@ -174,10 +194,13 @@ def run_evaluate(
     threads: int = 1,
     device: torch.device | None = None,
     labels: tuple[Path, Path] | None = None,
+    scratch: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics.json document of one experiment (`settings`: its validated `evaluate` section).
 
-    `labels`: the labels folders of the source and the target dataset, which sKVD and cKVD need.
+    `labels`: the labels folders of the source and the target dataset, which sKVD and cKVD need;
+    `scratch`: where the colour-transferred baseline frames are written meanwhile (default: the system's
+    temporary folder); they are deleted when the metrics are done.
     """
     settings = dict(settings)
     frames = collect_frames(
@@ -186,13 +209,16 @@ def run_evaluate(
     log.info("evaluating %d enhanced frames against %d real frames", len(frames.enhanced), len(frames.real))
     device = device or select_device(settings["device"])
     check_kid_subset_size(settings, len(frames.enhanced), len(frames.real))
-    ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels)
-    metrics = run_metrics(ctx, list(settings["metrics"]))
+    with tempfile.TemporaryDirectory(prefix=".colour_transfer-", dir=scratch) as tmp:
+        ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels, Path(tmp))
+        metrics = run_metrics(ctx, list(settings["metrics"]))
     random = bool(ctx.random_models) or frames.enhanced_random
     doc: dict[str, Any] = {
         "experiment": experiment,
         "metrics": metrics,
         "frames": {"enhanced": len(frames.enhanced), "real": len(frames.real)},
+        "compared": {side: SIDE_TITLES[side] for side in SIDES},
+        "baselines": baselines_record(ctx),
         "settings": settings,
         "random_weights": random,
     }

@@ -18,7 +18,8 @@ import numpy as np
 from epeflow.artifacts.labels import read_label_map, read_labels_info
 from epeflow.common.taxonomy import UNLABELED, universal_names
 from epeflow.log import progress
-from epeflow.metrics.context import SIDES, EvalContext, FrameSet, MetricUnavailable
+from epeflow.metrics.baselines import SIDES
+from epeflow.metrics.context import EvalContext, FrameSet, MetricUnavailable
 from epeflow.metrics.frame_crops import crop_boxes, crop_side, labels_at_resolution
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, embed_crops
 from epeflow.metrics.skvd import (
