@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,6 +71,20 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert set(m["ckvd"]["enhanced"]["per_class"]) <= {"sky", "road", "car"}
     assert doc["random_weights"] is True and doc["warning"] == RANDOM_WEIGHTS_WARNING
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
+    # every number says where it comes from
+    for name, metric in m.items():
+        p = metric["provenance"]
+        real = {} if name == "lpips" else {"real": 12}  # LPIPS compares each frame with its rendered source
+        assert p["samples"] == {"enhanced": 4, "identity": 4, "colour_transfer": 4, **real}, name
+        assert "input" in p and p["statistics_dtype"] == "float64", name
+    assert m["kid_vgg"]["provenance"]["features"]["weights"] == RANDOM_WEIGHTS_WARNING
+    assert m["kid_vgg"]["provenance"]["rng"].startswith("numpy.random.RandomState(2020)")
+    assert m["kid_vgg"]["provenance"]["features"]["layer"] == "relu5_3" and "bilinear" in m["kid_vgg"]["provenance"][
+        "input"]["resize"]
+    assert m["lpips"]["provenance"]["weights"] == {"vgg16": RANDOM_WEIGHTS_WARNING, "lpips": RANDOM_WEIGHTS_WARNING}
+    assert m["skvd"]["provenance"]["labels"]["target"]["method"] == "test"
+    assert m["kid_vgg"]["provenance"]["device"] == "cpu" and m["swd"]["provenance"]["network"].startswith("none")
+    assert set(doc["provenance"]["libraries"]) == {"numpy", "scipy", "torch", "pillow"}
     json.dumps(doc)  # plain JSON types only
 
 
@@ -98,8 +114,14 @@ def test_skvd_size_wider_than_the_frames_is_an_error_naming_the_key(tmp_path, hu
 
 def test_pretrained_weights_and_clean_inputs_carry_no_warning(tmp_path, hub_dir, weight_files):
     exp = make_experiment(tmp_path, random=False)
-    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), weight_files, False, "x")
+    doc = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, _settings(), weight_files, False, "x",
+                       labels=exp.labels)
     assert doc["random_weights"] is False
+    vgg_hash = hashlib.sha256(Path(weight_files["vgg16"]["path"]).read_bytes()).hexdigest()
+    assert doc["metrics"]["skvd"]["provenance"]["features"]["weights"] == {"file": weight_files["vgg16"]["path"],
+                                                                          "sha256": vgg_hash}
+    assert doc["metrics"]["lpips"]["provenance"]["weights"]["lpips"]["sha256"] == hashlib.sha256(
+        Path(weight_files["lpips"]["path"]).read_bytes()).hexdigest()
     assert "warning" not in doc and "warning" not in doc["provenance"]
     assert RANDOM_WEIGHTS_WARNING not in json.dumps(doc, ensure_ascii=False)
 

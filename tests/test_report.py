@@ -67,7 +67,9 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
         "experiment": "demo",
         "metrics": {
             "kid_vgg": {"description": "KID", "lower_is_better": True, "enhanced": {"mean": 0.01, "std": 0.002},
-                        "identity": {"mean": 0.05, "std": 0.003}, "colour_transfer": {"mean": 0.03, "std": 0.001}},
+                        "identity": {"mean": 0.05, "std": 0.003}, "colour_transfer": {"mean": 0.03, "std": 0.001},
+                        "features": "vgg16_relu5_3_mean",
+                        "provenance": {"rng": "numpy.random.RandomState(2020)", "samples": {"enhanced": 4}}},
             "fid_vgg": {"description": "FID", "lower_is_better": True, "enhanced": {"value": 12.5, "n_x": 4},
                         "identity": {"value": 30.25, "n_x": 4}, "colour_transfer": {"skipped": "imaginary component"}},
             "swd": {"description": "SWD", "lower_is_better": True, "enhanced": {"mean": 0.15, "per_level": [0.2, 0.1]},
@@ -87,6 +89,7 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
             "skvd": {"skipped": "needs at least 2 enhanced frames"},
         },
         "frames": {"enhanced": 4, "real": 12},
+        "baselines": {"colour_transfer": {"method": "Reinhard et al. 2001 in CIELab"}},
         "random_weights": random.get("metrics", False),
         "provenance": stamp(random.get("metrics", False)),
     }
@@ -145,6 +148,7 @@ def test_report_embeds_everything_and_parses(tmp_path):
     assert "30.25" in text and "skipped: imaginary component" in text
     assert "ckvd road" in text and "class road (6 pairs)" in text and "ckvd car" in text and "n/a" in text
     assert "14.25" in text  # `source` of an older metrics.json shows as identity
+    assert "numpy.random.RandomState(2020)" in text and "vgg16_relu5_3_mean" in text and "Reinhard et al." in text
     assert "source frames covered" in text and "40" in text
     assert "skvd" in text and "needs at least 2 enhanced frames" in text
     assert "swd level 1" in text and "0.3" in text and "1/2 resolution" in text  # per pyramid level, both sides

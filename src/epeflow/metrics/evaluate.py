@@ -21,13 +21,14 @@ import torch
 from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
+from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDE_TITLES, SIDES
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
-from epeflow.metrics.swd import swd, swd_lab
+from epeflow.metrics.swd import swd_lab_many, swd_many
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
         result[side] = kid(ctx.vgg_features(side), real, s["kid_subsets"], s["kid_subset_size"], s["kid_seed"],
                            key=KID_SUBSET_SIZE_KEY).as_dict()
     result["features"] = FEATURES
+    result["provenance"] = records.kid_record(ctx)
     return result
 
 
@@ -67,6 +69,7 @@ def fid_vgg(ctx: EvalContext) -> dict[str, Any]:
             log.warning("fid_vgg (%s): %s", side, e)
             result[side] = {"skipped": str(e)}
     result["features"] = FEATURES
+    result["provenance"] = records.fid_record(ctx)
     return result
 
 
@@ -104,9 +107,14 @@ def lpips_source_enhanced(ctx: EvalContext) -> dict[str, Any]:
         "lower_is_better": None,
     }
     for side in SIDES:
+        if side == "identity":  # the rendered frames against themselves: 0 by definition, not worth a pass
+            n = len(ctx.frames.source)
+            result[side] = {"mean": 0.0, "std": 0.0, "n": n, "computed": False}
+            continue
         d = lpips_per_frame(ctx.lpips(), ctx.frames.source, ctx.paths(side), ctx.settings["short_side"], ctx.threads,
                             ctx.settings["batch_size"])
         result[side] = {"mean": float(d.mean()), "std": float(d.std()), "n": len(d)}
+    result["provenance"] = records.lpips_record(ctx)
     return result
 
 
@@ -119,10 +127,14 @@ def swd_patches(ctx: EvalContext) -> dict[str, Any]:
                        "(Karras et al. 2018; x1000 in their tables); per level, finest first",
         "lower_is_better": True, "needs_weights": False,
     }
-    for side in SIDES:
-        r = swd(ctx.frames_rgb(side), real, descriptors_per_image=ctx.settings["swd_descriptors"], seed=seed)
+    sides = swd_many([ctx.frames_rgb(side) for side in SIDES], real,
+                     descriptors_per_image=ctx.settings["swd_descriptors"], seed=seed)
+    for side, r in zip(SIDES, sides, strict=True):
         result[side] = {"mean": r.mean, "per_level": list(r.per_level)}
     result["descriptors_per_image"] = ctx.settings["swd_descriptors"]
+    result["provenance"] = records.swd_record(
+        ctx, f"{ctx.settings['swd_descriptors']} random 7x7x3 neighbourhoods per frame and Laplacian level (5-tap "
+             "binomial pyramid down to 16 px), normalised per set and level by that set's channel mean and std")
     return result
 
 
@@ -134,8 +146,11 @@ def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
         "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
         "lower_is_better": True, "needs_weights": False,
     }
-    for side in SIDES:
-        result[side] = swd_lab(ctx.frames_rgb(side), real, pixels_per_image=ctx.settings["swd_pixels"], seed=seed)
+    values = swd_lab_many([ctx.frames_rgb(side) for side in SIDES], real, pixels_per_image=ctx.settings["swd_pixels"],
+                          seed=seed)
+    result.update(zip(SIDES, values, strict=True))
+    result["provenance"] = records.swd_record(
+        ctx, f"{ctx.settings['swd_pixels']} random pixels per frame, sRGB -> CIELab (D65), in Lab units")
     return result
 
 
@@ -232,5 +247,7 @@ def run_evaluate(
         source_manifest=str(src_manifest),
         target_manifest=str(dst_manifest),
         labels=[str(p) for p in labels] if labels else None,
+        device=str(device),
+        libraries=records.libraries(),
     )
     return doc

@@ -18,6 +18,7 @@ import numpy as np
 from epeflow.artifacts.labels import read_label_map, read_labels_info
 from epeflow.common.taxonomy import UNLABELED, universal_names
 from epeflow.log import progress
+from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDES
 from epeflow.metrics.context import EvalContext, FrameSet, MetricUnavailable
 from epeflow.metrics.frame_crops import crop_boxes, crop_side, labels_at_resolution
@@ -128,6 +129,12 @@ def _setup_record(setup: CropSetup) -> dict[str, Any]:
     }
 
 
+def _record(ctx: EvalContext, setup: CropSetup) -> dict[str, Any]:
+    return {**records.crops_record(ctx), "crop": f"one {setup.side}x{setup.side} square per frame (1/8 of "
+            f"{setup.size[0]}x{setup.size[1]}), uniformly placed", "min_agreement": f"> {MIN_AGREEMENT:.0%} of "
+            f"{GRID}x{GRID} cells"}
+
+
 def skvd_metric(ctx: EvalContext) -> dict[str, Any]:
     """sKVD of each compared set vs real crops of matching layout (x1000, lower is more realistic)."""
     setup = crop_setup(ctx)
@@ -142,6 +149,7 @@ def skvd_metric(ctx: EvalContext) -> dict[str, Any]:
         x = _kept_features(ctx, setup, side)
         result[side] = paired_skvd(x, real, len(setup.boxes), len(setup.real_boxes), partners).as_dict()
     result.update(_setup_record(setup))
+    result["provenance"] = _record(ctx, setup)
     return result
 
 
@@ -166,4 +174,5 @@ def ckvd_metric(ctx: EvalContext) -> dict[str, Any]:
         r["per_class"] = {class_name(int(k)): v for k, v in r["per_class"].items()}
         result[side] = r
     result.update(_setup_record(setup))
+    result["provenance"] = _record(ctx, setup)
     return result

@@ -177,7 +177,7 @@ def _fmt(value: Any) -> str:
         return f"{float(value):.4g}"
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=str)
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
@@ -216,6 +216,22 @@ def _sub_rows(name: str, m: Mapping[str, Any]) -> list[tuple[str, list[Any], str
     return rows
 
 
+def _computed_how(compared: Mapping[str, Mapping[str, Any]], baselines: Any) -> str:
+    """A folded section with each metric's provenance and how the baselines were made."""
+    parts = ["<details><summary>How each number was computed</summary>"]
+    if isinstance(baselines, Mapping):
+        parts.append("<h4>baselines</h4>" + _kv_table(baselines.items()))
+    for name, m in compared.items():
+        record = m.get("provenance")
+        settings = {k: v for k, v in m.items()
+                    if k not in (*COMPARED, "source", "description", "lower_is_better", "provenance")}
+        if isinstance(record, Mapping) or settings:
+            items = [*settings.items(), *(record.items() if isinstance(record, Mapping) else ())]
+            parts.append(f"<h4>{_e(name)}</h4>" + _kv_table(items))
+    parts.append("</details>")
+    return "".join(parts)
+
+
 def _metrics_section(doc: Mapping[str, Any]) -> str:
     metrics = doc.get("metrics", {})
     compared = {k: v for k, v in metrics.items() if isinstance(v, Mapping) and "enhanced" in v}
@@ -231,6 +247,7 @@ def _metrics_section(doc: Mapping[str, Any]) -> str:
                 tds = "".join(f"<td class='num'>{_e('—' if c is None else _fmt(c))}</td>" for c in cells)
                 parts.append(f"<tr><th>{_e(label)}</th>{tds}<td>{_e(better)}</td><td>{_e(what)}</td></tr>")
         parts.append("</table>")
+        parts.append(_computed_how(compared, doc.get("baselines")))
     for name, m in metrics.items():
         if name in compared or not isinstance(m, Mapping):
             continue
