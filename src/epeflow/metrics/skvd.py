@@ -17,7 +17,7 @@ of its enhanced crop (ties: the lower id); each class with at least `min_pairs` 
 and cKVD is their unweighted mean, so rare classes count as much as road and sky.
 
 Pure functions on arrays: label grids (N, 16, 16) uint8, crop features (N, D) (flattened relu5_3 in the
-evaluate stage); the frame and crop handling lives in `epeflow.metrics.crops`.
+evaluate stage); frames and crops are handled in `epeflow.metrics.frame_crops` and `.semantic`.
 """
 
 from __future__ import annotations
