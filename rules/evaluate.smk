@@ -3,6 +3,8 @@ rule evaluate:
         enhanced="results/{exp}/enhanced",
         src_manifest=dataset_path("source", "manifest.parquet"),
         dst_manifest=dataset_path("target", "manifest.parquet"),
+        src_labels=dataset_path("source", "labels"),
+        dst_labels=dataset_path("target", "labels"),
     output:
         "results/{exp}/metrics.json",
     log:
@@ -22,4 +24,4 @@ rule evaluate:
         "../envs/epeflow.yaml"
     shell:
         "epeflow evaluate {input.enhanced} {input.src_manifest} {input.dst_manifest} {output} "
-        "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
+        "--src-labels {input.src_labels} --dst-labels {input.dst_labels} --spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from epeflow.io import safe_id, write_png, write_table
+from epeflow.common.taxonomy import universal_id
+from epeflow.io import safe_id, write_json, write_png, write_table
 from epeflow.provenance import stamp
 
 SIZE = (48, 64)
@@ -64,11 +65,38 @@ def write_enhanced(out: Path, manifest: Path, images: dict[int, np.ndarray], ran
     return out
 
 
+def street_labels(seed: int, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """A universal-id label map: sky above a horizon row that depends on `seed`, road below, a car box."""
+    h, w = size
+    rng = np.random.default_rng(seed + 20_000)
+    labels = np.full((h, w), universal_id("road"), dtype=np.uint8)
+    labels[: int(h * (0.3 + 0.3 * rng.random()))] = universal_id("sky")
+    top, left = int(h * 0.55), int(rng.integers(0, w // 2))
+    labels[top : top + h // 5, left : left + w // 4] = universal_id("car")
+    return labels
+
+
+def write_label_folder(folder: Path, manifest: Path, seed_offset: int, random: bool = False) -> Path:
+    """A finished labels folder for every frame of a manifest: <id>.png (street_labels) + labels.json."""
+    frames = pd.read_parquet(manifest)
+    for i, (frame_id, h, w) in enumerate(zip(frames["id"], frames["height"], frames["width"], strict=True)):
+        write_png(folder / f"{frame_id}.png", street_labels(seed_offset + i, (int(h), int(w))))
+    write_json(folder / "labels.json", {"method": "test", "num_frames": len(frames), "num_classes": 194,
+                                        "ignore_id": 255, **stamp(random)})
+    return folder
+
+
 @dataclass
 class Experiment:
     src_manifest: Path
     dst_manifest: Path
     enhanced: Path
+    src_labels: Path
+    dst_labels: Path
+
+    @property
+    def labels(self) -> tuple[Path, Path]:
+        return self.src_labels, self.dst_labels
 
 
 def make_experiment(
@@ -85,4 +113,6 @@ def make_experiment(
     dst = write_manifest(root, "real", [scene(100 + j, "real") for j in range(n_real)],
                          ["val" if j % 2 else "train" for j in range(n_real)], "real")
     enhanced = {i: sources[i] if identity else scene(i, "real") for i in test}
-    return Experiment(src, dst, write_enhanced(root / "exp" / "enhanced", src, enhanced, random))
+    return Experiment(src, dst, write_enhanced(root / "exp" / "enhanced", src, enhanced, random),
+                      write_label_folder(root / "synth" / "labels", src, 0),
+                      write_label_folder(root / "real" / "labels", dst, 100))

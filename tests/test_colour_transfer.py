@@ -35,3 +35,21 @@ def test_fit_reinhard_takes_uint8_and_a_single_image():
     stats = fit_reinhard(image)
     np.testing.assert_allclose(stats.mean, [50.0, 0.0, 0.0], atol=0.01)
     np.testing.assert_allclose(stats.std[0], 50.0, atol=0.01)
+
+
+def test_baseline_frames_are_8bit_and_take_the_targets_statistics(tmp_path):
+    from epeflow.io import read_image, write_png
+    from epeflow.metrics.baselines import colour_transfer_frame, write_colour_transfer
+
+    source = (_images(0, (0.4, 0.45, 0.5), 0.08) * 255).round().astype(np.uint8)
+    target = fit_reinhard(_images(1, (0.55, 0.5, 0.4), 0.05))
+    own = colour_transfer_frame(source[0], None, target)  # Reinhard's original: the frame's own statistics
+    assert own.dtype == np.uint8 and own.shape == source[0].shape
+    np.testing.assert_allclose(srgb_to_lab(own / 255.0).reshape(-1, 3).mean(axis=0), target.mean, atol=0.5)
+    paths = []
+    for i, image in enumerate(source):
+        paths.append(tmp_path / "src" / f"f{i}.png")
+        write_png(paths[-1], image)
+    out = write_colour_transfer(paths, ["a", "b", "c"], tmp_path / "ct", fit_reinhard(source), target, threads=2)
+    assert [p.name for p in out] == ["a.png", "b.png", "c.png"]
+    np.testing.assert_array_equal(read_image(out[1]), colour_transfer_frame(source[1], fit_reinhard(source), target))

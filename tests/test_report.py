@@ -67,14 +67,29 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
         "experiment": "demo",
         "metrics": {
             "kid_vgg": {"description": "KID", "lower_is_better": True, "enhanced": {"mean": 0.01, "std": 0.002},
-                        "source": {"mean": 0.05, "std": 0.003}},
-            "fid_vgg": {"description": "FID", "lower_is_better": True, "enhanced": 12.5, "source": 30.25},
+                        "identity": {"mean": 0.05, "std": 0.003}, "colour_transfer": {"mean": 0.03, "std": 0.001},
+                        "features": "vgg16_relu5_3_mean",
+                        "provenance": {"rng": "numpy.random.RandomState(2020)", "samples": {"enhanced": 4}}},
+            "fid_vgg": {"description": "FID", "lower_is_better": True, "enhanced": {"value": 12.5, "n_x": 4},
+                        "identity": {"value": 30.25, "n_x": 4}, "colour_transfer": {"skipped": "imaginary component"}},
             "swd": {"description": "SWD", "lower_is_better": True, "enhanced": {"mean": 0.15, "per_level": [0.2, 0.1]},
-                    "source": {"mean": 0.35, "per_level": [0.4, 0.3]}},
-            "lpips": {"description": "LPIPS source vs enhanced", "mean": 0.21, "std": 0.05, "n": 4},
+                    "identity": {"mean": 0.35, "per_level": [0.4, 0.3]},
+                    "colour_transfer": {"mean": 0.25, "per_level": [0.3, 0.2]}},
+            "ckvd": {"description": "cKVD", "lower_is_better": True,
+                     "enhanced": {"mean": 1.5, "per_class": {"road": {"value": 1.5, "pairs": 6},
+                                                             "car": {"value": None, "pairs": 1}}},
+                     "identity": {"mean": 2.5, "per_class": {"road": {"value": 2.5, "pairs": 6},
+                                                             "car": {"value": None, "pairs": 1}}},
+                     "colour_transfer": {"mean": None, "per_class": {}}},
+            "lpips": {"description": "LPIPS source vs enhanced", "lower_is_better": None,
+                      "enhanced": {"mean": 0.21, "std": 0.05, "n": 4}, "identity": {"mean": 0.0, "std": 0.0, "n": 4},
+                      "colour_transfer": {"mean": 0.07, "std": 0.01, "n": 4}},
+            "swd_lab": {"description": "old file: a baseline called source", "lower_is_better": True,
+                        "enhanced": 4.5, "source": 14.25},
             "skvd": {"skipped": "needs at least 2 enhanced frames"},
         },
         "frames": {"enhanced": 4, "real": 12},
+        "baselines": {"colour_transfer": {"method": "Reinhard et al. 2001 in CIELab"}},
         "random_weights": random.get("metrics", False),
         "provenance": stamp(random.get("metrics", False)),
     }
@@ -128,7 +143,12 @@ def test_report_embeds_everything_and_parses(tmp_path):
             im.verify()
     assert "http://" not in page and "https://" not in page  # self-contained
     text = " ".join(checker.text)
-    assert "kid_vgg" in text and "0.01 ± 0.002" in text and "0.05 ± 0.003" in text and "30.25" in text
+    assert "kid_vgg" in text and "0.01 ± 0.002" in text and "0.05 ± 0.003" in text and "0.03 ± 0.001" in text
+    assert "identity (rendered, untouched)" in text and "colour transfer (Reinhard)" in text
+    assert "30.25" in text and "skipped: imaginary component" in text
+    assert "ckvd road" in text and "class road (6 pairs)" in text and "ckvd car" in text and "n/a" in text
+    assert "14.25" in text  # `source` of an older metrics.json shows as identity
+    assert "numpy.random.RandomState(2020)" in text and "vgg16_relu5_3_mean" in text and "Reinhard et al." in text
     assert "source frames covered" in text and "40" in text
     assert "skvd" in text and "needs at least 2 enhanced frames" in text
     assert "swd level 1" in text and "0.3" in text and "1/2 resolution" in text  # per pyramid level, both sides

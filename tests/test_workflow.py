@@ -50,7 +50,7 @@ TINY = {
                 "log_every": 1,
                 "num_workers": 0,
             },
-            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4},
+            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4, "skvd_size": [64, 96]},
         }
     },
 }

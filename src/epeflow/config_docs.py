@@ -41,6 +41,8 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type_of(node: dict[str, Any]) -> str:
+    if "anyOf" in node:
+        return " or ".join(_type_of(option) for option in node["anyOf"])
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
     kind = node.get("type", "object")

@@ -134,3 +134,16 @@ def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
     info = io.read_json(path)
     return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
             "random_weights": marked_random(info)}
+
+
+def label_map_path(folder: str | os.PathLike[str], frame_id: str) -> Path:
+    """Where a finished labels folder keeps the map of one frame."""
+    return Path(folder) / f"{frame_id}.png"
+
+
+def read_label_map(folder: str | os.PathLike[str], frame_id: str) -> np.ndarray:
+    """The (H, W) uint8 universal-id label map of one frame from a finished labels folder."""
+    path = label_map_path(folder, frame_id)
+    if not path.is_file():
+        raise EpeflowError(f"label map {path} of frame {frame_id!r} is missing; rerun `epeflow labels` for {folder}")
+    return io.read_label(path)

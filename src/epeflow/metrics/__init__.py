@@ -1,8 +1,13 @@
-"""Evaluation metrics: LPIPS (also a training loss), KID and Fréchet distance on VGG16 features."""
+"""Evaluation metrics: LPIPS (also a training loss), KID and Fréchet distance on VGG16 features, sKVD / cKVD.
+
+`kid`, `fid`, `skvd` and `ckvd` are pure functions on feature arrays (and label grids); `run_evaluate` is
+the stage that computes them from frames.
+"""
 
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.metrics.evaluate import METRICS, EvalContext, run_evaluate
-from epeflow.metrics.kid import KidResult, frechet_distance, kid, mmd2_unbiased
+from epeflow.metrics.kid import FidResult, KidResult, fid, kid, mmd2_unbiased
+from epeflow.metrics.skvd import CkvdResult, SkvdResult, ckvd, label_grid, match_crops, skvd
 
-__all__ = ["LPIPS", "METRICS", "EvalContext", "KidResult", "build_lpips", "run_evaluate", "frechet_distance", "kid",
-           "mmd2_unbiased"]
+__all__ = ["LPIPS", "METRICS", "CkvdResult", "EvalContext", "FidResult", "KidResult", "SkvdResult", "build_lpips",
+           "ckvd", "fid", "kid", "label_grid", "match_crops", "mmd2_unbiased", "run_evaluate", "skvd"]

@@ -1,4 +1,5 @@
-"""Whole-frame VGG16 embeddings for KID and the Fréchet distance: relu5_3 averaged over space (512-d).
+"""VGG16 relu5_3 embeddings: of whole frames for KID and the Fréchet distance (averaged over space, 512-d),
+of square crops for sKVD (flattened, so the layout inside the crop counts).
 
 EPE measures realism with KID on VGG features rather than Inception ones; whole frames (downscaled so the
 short side is at most a few hundred pixels, aspect kept) give one vector each.
@@ -14,6 +15,7 @@ import torch
 
 from epeflow.common.vgg16 import VGG16
 from epeflow.log import progress
+from epeflow.metrics.frame_crops import frame_at_resolution
 from epeflow.metrics.frames import load_rgb, prefetch, resize_short_side, same_size_batches
 
 EMBEDDING_LAYER = "relu5_3"
@@ -60,3 +62,39 @@ def embed_frames(
         out[row : row + len(batch)] = frame_embedding(model, to_model_input(batch, device)).cpu().numpy()
         row += len(batch)
     return out
+
+
+@torch.no_grad()
+def crop_embedding(model: VGG16, x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, s, s) RGB crops in [0, 1] -> (B, 512 * (s/16)²) float32: relu5_3 flattened, layout kept (sKVD)."""
+    with autocast(x.device):
+        f = model(x, (EMBEDDING_LAYER,))[EMBEDDING_LAYER]  # (B, 512, s/16, s/16)
+    return f.float().flatten(1)
+
+
+def embed_crops(
+    model: VGG16,
+    paths: Sequence[Path],
+    boxes: np.ndarray,
+    side: int,
+    size: tuple[int, int],
+    threads: int = 1,
+    batch_size: int = 8,
+    desc: str = "VGG16 crop features",
+) -> np.ndarray:
+    """Flattened relu5_3 features of one square crop per frame, (N, D) float32 in `paths` order.
+
+    Each frame is brought to the evaluation `size` (height, width) first (`frame_at_resolution`); crop i is
+    `side` pixels square at boxes[i] = (top, left) of that frame.
+    """
+    device = next(model.parameters()).device
+
+    def load(item: tuple[Path, np.ndarray]) -> tuple[torch.Tensor]:
+        path, (top, left) = item
+        frame = frame_at_resolution(load_rgb(path), size, str(path))
+        return (frame[:, top : top + side, left : left + side],)
+
+    items = progress(list(zip(paths, boxes, strict=True)), desc=desc, unit="crop")
+    out = [crop_embedding(model, to_model_input(batch, device)).cpu().numpy()
+           for (batch,) in same_size_batches(prefetch(load, items, threads), batch_size)]
+    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)

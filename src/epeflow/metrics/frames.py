@@ -32,9 +32,10 @@ R = TypeVar("R")
 class EvalFrames:
     """Frame files of one evaluation; `source[i]` is the frame `enhanced[i]` was made from."""
 
-    ids: list[str]
+    ids: list[str]  # of the source frames (and their enhanced versions)
     source: list[Path]
     enhanced: list[Path]
+    real_ids: list[str]
     real: list[Path]
     enhanced_random: bool  # the enhanced index says it was made with random weights
 
@@ -59,8 +60,8 @@ def enhanced_pairs(enhanced_dir: Path, src_manifest: Path) -> tuple[list[str], l
     return ids, [Path(source_of[i]) for i in ids], enhanced, marked_random(meta)
 
 
-def real_frames(dst_manifest: Path, split: str, max_frames: int | None, seed: int) -> list[Path]:
-    """Paths of the real reference frames: one split (or all), at most `max_frames` drawn with `seed`."""
+def real_frames(dst_manifest: Path, split: str, max_frames: int | None, seed: int) -> tuple[list[str], list[Path]]:
+    """(ids, paths) of the real reference frames: one split (or all), at most `max_frames` drawn with `seed`."""
     manifest = read_frames(dst_manifest, extra=("split",))
     if split != "all":
         manifest = manifest[manifest["split"] == split]
@@ -69,18 +70,19 @@ def real_frames(dst_manifest: Path, split: str, max_frames: int | None, seed: in
             f"{dst_manifest} has no frames in split {split!r}; set config key `evaluate.real_split` to one "
             "that has frames (or `all`)"
         )
-    paths = [Path(p) for p in manifest["path"]]
+    ids, paths = [str(i) for i in manifest["id"]], [Path(p) for p in manifest["path"]]
     if max_frames is not None and len(paths) > max_frames:
         keep = np.sort(np.random.default_rng(seed).choice(len(paths), max_frames, replace=False))
-        paths = [paths[i] for i in keep]
-    return paths
+        ids, paths = [ids[i] for i in keep], [paths[i] for i in keep]
+    return ids, paths
 
 
 def collect_frames(
     enhanced_dir: Path, src_manifest: Path, dst_manifest: Path, real_split: str, max_frames: int | None, seed: int
 ) -> EvalFrames:
     ids, source, enhanced, random = enhanced_pairs(Path(enhanced_dir), Path(src_manifest))
-    return EvalFrames(ids, source, enhanced, real_frames(Path(dst_manifest), real_split, max_frames, seed), random)
+    real_ids, real = real_frames(Path(dst_manifest), real_split, max_frames, seed)
+    return EvalFrames(ids, source, enhanced, real_ids, real, random)
 
 
 def load_rgb(path: Path) -> torch.Tensor:

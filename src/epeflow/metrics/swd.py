@@ -104,6 +104,9 @@ def wasserstein_1d_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n, m = a.shape[-1], b.shape[-1]
     if n == m:
         return np.abs(a - b).mean(axis=-1)
+    if max(n, m) % min(n, m) == 0:  # each step of the coarser function spans whole steps of the finer one
+        coarse, fine = (a, b) if n < m else (b, a)
+        return np.abs(np.repeat(coarse, fine.shape[-1] // coarse.shape[-1], axis=-1) - fine).mean(axis=-1)
     ends = np.union1d(np.arange(1, n + 1) * m, np.arange(1, m + 1) * n)  # step ends, in units of 1/(n*m)
     widths = np.diff(ends, prepend=0)
     mids2 = 2 * ends - widths  # interval midpoints, in units of 1/(2*n*m)
@@ -111,19 +114,28 @@ def wasserstein_1d_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a[..., ia] - b[..., ib]) @ (widths / (n * m))
 
 
+def sliced_wasserstein_many(sets: Sequence[np.ndarray], b: np.ndarray, rng: np.random.Generator,
+                            dir_repeats: int = 4, dirs_per_repeat: int = 128) -> list[float]:
+    """`sliced_wasserstein(a, b, rng)` for every a in `sets`, with the same directions: b is projected and
+    sorted once per direction set, which is most of the work when b is the large real set."""
+    for a in sets:
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"descriptor lengths differ: {a.shape[1]} vs {b.shape[1]}")
+    results: list[list[float]] = [[] for _ in sets]
+    for _ in range(dir_repeats):
+        dirs = rng.standard_normal((b.shape[1], dirs_per_repeat))  # (D, dirs)
+        dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+        # (dirs, n): one contiguous row per direction, so the sorts run along memory
+        proj_b = np.sort(dirs.T @ b.T, axis=1)
+        for i, a in enumerate(sets):
+            results[i].append(wasserstein_1d_sorted(np.sort(dirs.T @ a.T, axis=1), proj_b).mean())
+    return [float(np.mean(r)) for r in results]
+
+
 def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, dir_repeats: int = 4,
                        dirs_per_repeat: int = 128) -> float:
     """Mean W1 of the projections of a (n, D) and b (m, D) on dir_repeats x dirs_per_repeat random unit vectors."""
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"descriptor lengths differ: {a.shape[1]} vs {b.shape[1]}")
-    results = []
-    for _ in range(dir_repeats):
-        dirs = rng.standard_normal((a.shape[1], dirs_per_repeat))  # (D, dirs)
-        dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
-        # (dirs, n): one contiguous row per direction, so the sorts run along memory
-        proj_a, proj_b = np.sort(dirs.T @ a.T, axis=1), np.sort(dirs.T @ b.T, axis=1)
-        results.append(wasserstein_1d_sorted(proj_a, proj_b).mean())
-    return float(np.mean(results))
+    return sliced_wasserstein_many([a], b, rng, dir_repeats, dirs_per_repeat)[0]
 
 
 def _descriptors(images: list[np.ndarray], levels: int, count: int, size: int,
@@ -140,24 +152,47 @@ def _channel_stats(*descs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(axis=0), flat.std(axis=0)
 
 
+def swd_many(image_sets: Sequence[Images], images_b: Images, *, descriptors_per_image: int = 128,
+             nhood_size: int = 7, dir_repeats: int = 4, dirs_per_repeat: int = 128, min_size: int = 16,
+             normalise: Literal["per_set", "joint"] = "per_set", seed: int = 0) -> list[SwdResult]:
+    """`swd(a, images_b)` for every set a, sharing b's descriptors and projections (same values as one call
+    per set, except that the number of pyramid levels is set by the smallest image of all sets)."""
+    if normalise not in ("per_set", "joint"):
+        raise ValueError(f"normalise must be 'per_set' or 'joint', got {normalise!r}")
+    sets, b = [as_image_list(images) for images in image_sets], as_image_list(images_b)
+    levels = num_levels([im.shape for images in [*sets, b] for im in images], max(min_size, nhood_size))
+    seed_a, seed_b, seed_dirs = np.random.SeedSequence(seed).spawn(3)
+    # every set draws its neighbourhoods and the directions from the same seeds, as in a call of its own
+    desc_sets = [_descriptors(a, levels, descriptors_per_image, nhood_size, np.random.default_rng(seed_a))
+                 for a in sets]
+    desc_b = _descriptors(b, levels, descriptors_per_image, nhood_size, np.random.default_rng(seed_b))
+    per_level: list[list[float]] = [[] for _ in sets]
+    if normalise == "joint":  # b's normalisation depends on each set: nothing to share
+        for i, desc_a in enumerate(desc_sets):
+            rng_dirs = np.random.default_rng(seed_dirs)
+            for da, db in zip(desc_a, desc_b, strict=True):
+                stats = _channel_stats(da, db)
+                per_level[i].append(sliced_wasserstein(normalise_descriptors(da, *stats),
+                                                       normalise_descriptors(db, *stats), rng_dirs, dir_repeats,
+                                                       dirs_per_repeat))
+    else:
+        rng_dirs = np.random.default_rng(seed_dirs)
+        for k, db in enumerate(desc_b):
+            sides = [normalise_descriptors(d[k], *_channel_stats(d[k])) for d in desc_sets]
+            values = sliced_wasserstein_many(sides, normalise_descriptors(db, *_channel_stats(db)), rng_dirs,
+                                             dir_repeats, dirs_per_repeat)
+            for i, value in enumerate(values):
+                per_level[i].append(value)
+    return [SwdResult(per_level=tuple(v), mean=float(np.mean(v))) for v in per_level]
+
+
 def swd(images_a: Images, images_b: Images, *, descriptors_per_image: int = 128, nhood_size: int = 7,
         dir_repeats: int = 4, dirs_per_repeat: int = 128, min_size: int = 16,
         normalise: Literal["per_set", "joint"] = "per_set", seed: int = 0) -> SwdResult:
     """Multi-scale patch SWD (Karras et al. 2018) between two image sets; defaults are the paper's."""
-    if normalise not in ("per_set", "joint"):
-        raise ValueError(f"normalise must be 'per_set' or 'joint', got {normalise!r}")
-    a, b = as_image_list(images_a), as_image_list(images_b)
-    levels = num_levels([im.shape for im in a + b], max(min_size, nhood_size))
-    rng_a, rng_b, rng_dirs = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    desc_a = _descriptors(a, levels, descriptors_per_image, nhood_size, rng_a)
-    desc_b = _descriptors(b, levels, descriptors_per_image, nhood_size, rng_b)
-    per_level = []
-    for da, db in zip(desc_a, desc_b, strict=True):
-        stats_a = _channel_stats(da, db) if normalise == "joint" else _channel_stats(da)
-        stats_b = stats_a if normalise == "joint" else _channel_stats(db)
-        per_level.append(sliced_wasserstein(normalise_descriptors(da, *stats_a), normalise_descriptors(db, *stats_b),
-                                            rng_dirs, dir_repeats, dirs_per_repeat))
-    return SwdResult(per_level=tuple(per_level), mean=float(np.mean(per_level)))
+    return swd_many([images_a], images_b, descriptors_per_image=descriptors_per_image, nhood_size=nhood_size,
+                    dir_repeats=dir_repeats, dirs_per_repeat=dirs_per_repeat, min_size=min_size,
+                    normalise=normalise, seed=seed)[0]
 
 
 def _lab_pixels(images: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
@@ -168,10 +203,17 @@ def _lab_pixels(images: list[np.ndarray], count: int, rng: np.random.Generator) 
     return srgb_to_lab(np.concatenate(picks))  # (N*count, 3)
 
 
+def swd_lab_many(image_sets: Sequence[Images], images_b: Images, *, pixels_per_image: int = 1024,
+                 dir_repeats: int = 4, dirs_per_repeat: int = 128, seed: int = 0) -> list[float]:
+    """`swd_lab(a, images_b)` for every set a, sharing b's pixels and projections (the same values)."""
+    seed_a, seed_b, seed_dirs = np.random.SeedSequence(seed).spawn(3)
+    sides = [_lab_pixels(as_image_list(a), pixels_per_image, np.random.default_rng(seed_a)) for a in image_sets]
+    b = _lab_pixels(as_image_list(images_b), pixels_per_image, np.random.default_rng(seed_b))
+    return sliced_wasserstein_many(sides, b, np.random.default_rng(seed_dirs), dir_repeats, dirs_per_repeat)
+
+
 def swd_lab(images_a: Images, images_b: Images, *, pixels_per_image: int = 1024, dir_repeats: int = 4,
             dirs_per_repeat: int = 128, seed: int = 0) -> float:
     """Sliced W1 between the CIELab colours of random pixels (same count per image), in Lab units."""
-    a, b = as_image_list(images_a), as_image_list(images_b)
-    rng_a, rng_b, rng_dirs = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    return sliced_wasserstein(_lab_pixels(a, pixels_per_image, rng_a), _lab_pixels(b, pixels_per_image, rng_b),
-                              rng_dirs, dir_repeats, dirs_per_repeat)
+    return swd_lab_many([images_a], images_b, pixels_per_image=pixels_per_image, dir_repeats=dir_repeats,
+                        dirs_per_repeat=dirs_per_repeat, seed=seed)[0]

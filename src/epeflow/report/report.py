@@ -161,8 +161,14 @@ def _img(data: bytes, alt: str) -> str:
 def _fmt(value: Any) -> str:
     """A metric / statistic for a table cell."""
     if isinstance(value, Mapping) and "mean" in value:
+        if value["mean"] is None:
+            return "n/a"
         std = value.get("std")
         return f"{value['mean']:.4g} ± {std:.2g}" if isinstance(std, int | float) else f"{value['mean']:.4g}"
+    if isinstance(value, Mapping) and "value" in value:
+        return "n/a" if value["value"] is None else _fmt(value["value"])
+    if isinstance(value, Mapping) and "skipped" in value:
+        return f"skipped: {value['skipped']}"
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int | np.integer):
@@ -171,7 +177,7 @@ def _fmt(value: Any) -> str:
         return f"{float(value):.4g}"
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=str)
+    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
@@ -179,26 +185,69 @@ def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
     return f"<table>{rows}</table>"
 
 
+COMPARED = ("enhanced", "identity", "colour_transfer")  # metrics.json's sides (epeflow.metrics.baselines.SIDES)
+COMPARED_TITLES = {"enhanced": "enhanced", "identity": "identity (rendered, untouched)",
+                   "colour_transfer": "colour transfer (Reinhard)"}
+
+
+def _side(m: Mapping[str, Any], side: str) -> Any:
+    """One side of a compared metric; metrics.json files from before the baselines call identity `source`."""
+    return m.get(side, m.get("source") if side == "identity" else None)
+
+
+def _sub_rows(name: str, m: Mapping[str, Any]) -> list[tuple[str, list[Any], str]]:
+    """Per pyramid level (SWD) and per class (cKVD) rows under a metric, for each side."""
+    sides = [_side(m, side) for side in COMPARED]
+    rows: list[tuple[str, list[Any], str]] = []
+    levels = max((len(v.get("per_level", [])) for v in sides if isinstance(v, Mapping)), default=0)
+    for k in range(levels):
+        cells = [v["per_level"][k] if isinstance(v, Mapping) and k < len(v.get("per_level", [])) else None
+                 for v in sides]
+        rows.append((f"{name} level {k}", cells, f"pyramid level {k} (1/{2**k} resolution)"))
+    classes: dict[str, None] = {}
+    for v in sides:
+        if isinstance(v, Mapping) and isinstance(v.get("per_class"), Mapping):
+            classes.update(dict.fromkeys(v["per_class"]))
+    for c in classes:
+        cells = [v["per_class"].get(c) if isinstance(v, Mapping) and isinstance(v.get("per_class"), Mapping) else None
+                 for v in sides]
+        pairs = next((cell.get("pairs") for cell in cells if isinstance(cell, Mapping)), None)
+        rows.append((f"{name} {c}", cells, f"class {c} ({pairs} pairs)"))
+    return rows
+
+
+def _computed_how(compared: Mapping[str, Mapping[str, Any]], baselines: Any) -> str:
+    """A folded section with each metric's provenance and how the baselines were made."""
+    parts = ["<details><summary>How each number was computed</summary>"]
+    if isinstance(baselines, Mapping):
+        parts.append("<h4>baselines</h4>" + _kv_table(baselines.items()))
+    for name, m in compared.items():
+        record = m.get("provenance")
+        settings = {k: v for k, v in m.items()
+                    if k not in (*COMPARED, "source", "description", "lower_is_better", "provenance")}
+        if isinstance(record, Mapping) or settings:
+            items = [*settings.items(), *(record.items() if isinstance(record, Mapping) else ())]
+            parts.append(f"<h4>{_e(name)}</h4>" + _kv_table(items))
+    parts.append("</details>")
+    return "".join(parts)
+
+
 def _metrics_section(doc: Mapping[str, Any]) -> str:
     metrics = doc.get("metrics", {})
-    compared = {k: v for k, v in metrics.items() if isinstance(v, Mapping) and "enhanced" in v and "source" in v}
+    compared = {k: v for k, v in metrics.items() if isinstance(v, Mapping) and "enhanced" in v}
     parts = ["<section id='metrics'><h2>Metrics</h2>"]
     if compared:
-        parts.append("<table><tr><th>metric</th><th>enhanced</th><th>source (baseline)</th><th>better</th>"
-                     "<th>what</th></tr>")
+        heads = "".join(f"<th>{_e(COMPARED_TITLES[side])}</th>" for side in COMPARED)
+        parts.append(f"<table><tr><th>metric</th>{heads}<th>better</th><th>what</th></tr>")
         for name, m in compared.items():
-            better = "lower" if m.get("lower_is_better", True) else "higher"
-            rows = [(name, m["enhanced"], m["source"], m.get("description", ""))]
-            levels = zip(*(m[side].get("per_level", []) if isinstance(m[side], Mapping) else []
-                           for side in ("enhanced", "source")), strict=True)
-            rows += [(f"{name} level {k}", e, s, f"pyramid level {k} (1/{2**k} resolution)")
-                     for k, (e, s) in enumerate(levels)]
-            for label, enhanced, source, what in rows:
-                parts.append(
-                    f"<tr><th>{_e(label)}</th><td class='num'>{_e(_fmt(enhanced))}</td>"
-                    f"<td class='num'>{_e(_fmt(source))}</td><td>{_e(better)}</td><td>{_e(what)}</td></tr>"
-                )
+            lower = m.get("lower_is_better", True)
+            better = "—" if lower is None else "lower" if lower else "higher"
+            rows = [(name, [_side(m, side) for side in COMPARED], m.get("description", "")), *_sub_rows(name, m)]
+            for label, cells, what in rows:
+                tds = "".join(f"<td class='num'>{_e('—' if c is None else _fmt(c))}</td>" for c in cells)
+                parts.append(f"<tr><th>{_e(label)}</th>{tds}<td>{_e(better)}</td><td>{_e(what)}</td></tr>")
         parts.append("</table>")
+        parts.append(_computed_how(compared, doc.get("baselines")))
     for name, m in metrics.items():
         if name in compared or not isinstance(m, Mapping):
             continue
