@@ -49,7 +49,7 @@ def _unique_ids(df: pd.DataFrame) -> None:
 def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLike[str] | None = None,
                    threads: int = 1) -> Manifest:
     """List, check and split the frames of dataset `name` (its config entry `spec`)."""
-    spec = validate_dataset(spec, name)
+    spec = validate_dataset(spec, name, stage="manifest")
     listing = list_frames(spec, name, demo_dir)
     df = listing.frames
     if spec["max_frames"] is not None:
