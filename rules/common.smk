@@ -1,5 +1,6 @@
 # Config helpers and input functions; rules stay declarations.
 import json
+from functools import cache
 
 from epeflow.config import dataset_stage_settings, dataset_stage_weights, validate_config
 
@@ -61,6 +62,19 @@ def dataset_random_flag(stage):
         return random_flag(entry["allow_random_weights"] and bool(dataset_stage_weights(entry, stage)))
 
     return flag
+
+
+@cache
+def _dataset_content(name):
+    from epeflow.datasets.fingerprint import listing_fingerprint
+
+    return listing_fingerprint(dataset_stage_settings(dataset(name), "manifest"), name)
+
+
+def dataset_content(wildcards):
+    """Fingerprint of a dataset's files (relative paths, sizes, mtimes), taken when the workflow plans: a
+    changed, added or removed frame reruns the manifest and what follows; an untouched dataset nothing."""
+    return _dataset_content(wildcards.ds)
 
 
 def demo_input(wildcards):

@@ -29,6 +29,7 @@ rule manifest:
         "benchmarks/manifest/{ds}.tsv"
     params:
         spec=dataset_settings("manifest"),
+        content=dataset_content,  # not passed on: a change of the files reruns the job
         demo=lambda wc, input: f"--demo-dir {input[0]}" if input else "",
     threads: 4
     resources:

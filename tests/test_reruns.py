@@ -1,14 +1,21 @@
-"""What a config change reruns: each stage gets only its own settings, so Snakemake reruns the stages that
-read a changed key and what follows from their outputs, nothing else (planned with `snakemake -n` over
-placeholder outputs, see workflow_fixtures.Planner)."""
+"""What a change reruns, planned with `snakemake -n` over placeholder outputs (workflow_fixtures.Planner):
+each stage gets only its own settings, so Snakemake reruns the stages that read a changed key and what
+follows from their outputs, nothing else; a changed, added or removed frame (or label) reruns the manifest
+and what follows, an untouched dataset nothing."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import yaml
+from dataset_fixtures import write_label, write_rgb
 from workflow_fixtures import REPO, TINY, Planner, copy_config
 
 from epeflow.config import DATASET_STAGE_KEYS, dataset_stage_settings, load_config, load_schema
+
+pytestmark = pytest.mark.slow  # each plan is a Snakemake run (about 3 s)
 
 AFTER_LABELS = {"train", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
 AFTER_CROPS = {"crops", "knn", "filter_matches", "sampling_weights", "match_preview"} | AFTER_LABELS
@@ -84,3 +91,43 @@ def test_stage_settings_leave_out_other_methods_keys(tmp_path):
     assert set(dataset_stage_settings(synth, "gbuffers")) == {"gbuffers", "gbuffer_channels", "fake_gbuffers"}
     assert dataset_stage_settings(synth, "crop_stats") == {"stats_frames": 12, "seed": 0}
     assert "crops" not in dataset_stage_settings(synth, "manifest")
+
+
+PHOTO_TARGETS = ("results/datasets/photos/labels", "results/datasets/photos/crops.zarr")
+AFTER_MANIFEST = {"manifest", "labels", "crop_stats", "crops_shard", "crops"}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Planner, dict]:
+    """A folder of frames with GT labels, read in place; outputs current."""
+    data = tmp_path_factory.mktemp("photos")
+    for i in range(3):
+        write_rgb(data / "img" / f"f{i}.png", seed=i)
+        write_label(data / "gt" / f"f{i}.png")
+    config = copy_config(TINY)
+    config["datasets"]["photos"] = {"role": "real", "images": str(data / "img"), "gt_label_dir": str(data / "gt"),
+                                    "labels": "gt", "crops": {"size": 16, "padding": "zero"}}
+    return Planner(tmp_path_factory.mktemp("reruns_photos"), config, *PHOTO_TARGETS), config
+
+
+def _edit(path) -> None:
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**10))
+
+
+@pytest.mark.parametrize("change", ["replace a frame", "edit a label", "add a frame", "remove a frame"])
+def test_a_data_change_reruns_the_manifest_and_what_follows(photos, change):
+    planner, config = photos
+    img, gt = [Path(config["datasets"]["photos"][k]) for k in ("images", "gt_label_dir")]
+    assert planner.plan(config) == set()  # untouched: nothing
+    if change == "replace a frame":
+        write_rgb(img / "f1.png", seed=11)
+    elif change == "edit a label":
+        _edit(gt / "f2.png")
+    elif change == "add a frame":
+        write_rgb(img / "f9.png", seed=9)
+        write_label(gt / "f9.png")
+    else:
+        (img / "f0.png").unlink()
+    assert planner.plan(config) == AFTER_MANIFEST
+    planner.accept(config)

@@ -107,6 +107,11 @@ class Planner:
                 out.write_text("placeholder\n")
             else:
                 out.mkdir(parents=True, exist_ok=True)
+        self.accept(config)
+
+    def accept(self, config: dict[str, Any]) -> None:
+        """Make every output current for `config` and the data as they are now (as a finished run would)."""
+        self.write_config(config)
         touched = self.run("--touch", "--forceall")  # every job, so each records its params
         assert touched.returncode == 0, touched.stdout[-4000:] + touched.stderr[-4000:]
         assert self.plan(config) == set(), "placeholders are not current"

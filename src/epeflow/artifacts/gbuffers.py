@@ -118,7 +118,8 @@ class GBufferWriter:
             log.info("resuming %s: %d of %d frames already written", self.partial, done, len(self.frame_sizes))
             return True
         if any(self.partial.iterdir()):
-            log.info("partial G-buffer store %s was built with other settings; starting over", self.partial)
+            log.warning("partial G-buffer store %s was built with other settings or frame contents; starting over",
+                        self.partial)
         return False
 
     def _create(self, mode: str, fp: str, chunk: int) -> None:
