@@ -227,6 +227,11 @@ class GBufferStore:
     def __len__(self) -> int:
         return len(self.frame_sizes)
 
+    @property
+    def content(self) -> str | None:
+        """The fingerprint the store was built for (settings, frames and their content digests)."""
+        return self.attrs.get("fingerprint")
+
     def describe(self) -> dict[str, Any]:
         """What a model trained on this store carries about it (enhancement checks its store against it)."""
         return {"channels": self.channels, "names": list(self.names), "mean": self.mean.tolist(),

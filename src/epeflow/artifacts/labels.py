@@ -161,10 +161,21 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
 
 
 def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """What matters of a finished labels folder's labels.json: method, frame and class counts, random flag."""
+    """What matters of a finished labels folder's labels.json: method, frame and class counts, the maps'
+    content digest, random flag."""
     path = Path(folder) / "labels.json"
     if not path.is_file():
         raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
     info = io.read_json(path)
     return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
-            "content": info.get("content"), "random_weights": marked_random(info)}
+            "content": info.get("content") or _stat_digest(Path(folder)), "random_weights": marked_random(info)}
+
+
+def _stat_digest(folder: Path) -> str:
+    """For a labels folder whose labels.json records no digest (made by hand or by an older epeflow): the maps'
+    names, sizes and modification times, so a replaced map is still seen without reading every map."""
+    h = hashlib.sha256()
+    for png in sorted(folder.glob("*.png")):
+        st = png.stat()
+        h.update(f"{png.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return "stat:" + h.hexdigest()

@@ -83,6 +83,12 @@ def content_digest(frames: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def read_content_digest(path: io.PathLike) -> str:
+    """`content_digest` of the manifest at `path`."""
+    df, _ = io.read_table(path)
+    return content_digest(df)
+
+
 def read_frames(path: io.PathLike, extra: Sequence[str] = ()) -> pd.DataFrame:
     """The columns most stages need (frame, id, path, height, width + `extra`), indexed by row = frame id."""
     path = Path(path)

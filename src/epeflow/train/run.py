@@ -17,6 +17,7 @@ import numpy as np
 from epeflow.artifacts import checkpoints as ckpt
 from epeflow.artifacts.init_state import read_init_state
 from epeflow.artifacts.labels import read_labels_info
+from epeflow.artifacts.manifest import read_content_digest
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
 from epeflow.common.lpips import build_lpips
@@ -128,7 +129,9 @@ def run_train(
     inputs = {
         "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
         "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
-        "gbuffers": store.describe(), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
+        "src_content": read_content_digest(src_manifest), "dst_content": read_content_digest(dst_manifest),
+        "gbuffers": {**store.describe(), "content": store.content},
+        "src_labels": src_labels_info, "dst_labels": dst_labels_info,
         "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
     }
     if init is not None:
