@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -202,3 +206,20 @@ def test_changed_input_contents_start_fresh_and_say_why(tmp_path, hub_dir, caplo
     with caplog.at_level(logging.INFO):
         _train(exp, "run", iterations=3)  # unchanged inputs: resumed
     assert "resuming from" in caplog.text and "starting fresh" not in caplog.text
+
+
+def test_a_training_beside_a_running_one_is_refused_and_a_finished_one_leaves_no_lock(exp, hub_dir):
+    root = _train(exp, "locked", iterations=1)
+    assert not (root / "checkpoints" / ckpt.LOCK_FILE).exists()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # e.g. left by a killed snakemake
+    try:
+        (root / "checkpoints" / ckpt.LOCK_FILE).write_text(
+            json.dumps({"pid": orphan.pid, "host": socket.gethostname(), "since": "earlier"}))
+        with pytest.raises(EpeflowError, match=rf"another training \(pid {orphan.pid}"):
+            _train(exp, "locked", iterations=2)
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")] == [1]
+    _train(exp, "locked", iterations=2)  # its holder is gone now: taken over
+    assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")][-1] == 2

@@ -137,6 +137,8 @@ def run_train(
     if init is not None:
         inputs["init_from"] = {"sha256": init_record["sha256"]}
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
+    if runtime.is_main:
+        ckpt.lock(checkpoints)  # one training per checkpoint folder (an orphan of a killed Snakemake holds it)
     ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
     gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
@@ -186,4 +188,5 @@ def run_train(
         write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), store.describe(),
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
+        ckpt.unlock(checkpoints)
     return state
