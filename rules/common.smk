@@ -1,7 +1,8 @@
 # Config helpers and input functions; rules stay declarations.
 import json
+from functools import cache
 
-from epeflow.config import validate_config
+from epeflow.config import dataset_stage_settings, dataset_stage_weights, validate_config
 
 # Fill defaults and cross-check datasets / experiments (errors name the config key).
 config.update(validate_config(config))
@@ -34,20 +35,46 @@ def random_flag(allowed):
     return "--allow-random-weights" if allowed else ""
 
 
-def dataset_random_flag(wildcards):
-    return random_flag(dataset(wildcards.ds)["allow_random_weights"])
-
-
 def experiment_random_flag(wildcards):
     return random_flag(experiment(wildcards)["allow_random_weights"])
 
 
-def weights_json():
-    return as_json(config.get("weights", {}))
+def weights_json(*names):
+    """The `weights:` entries a command loads; changing another one does not rerun it."""
+    return as_json({k: v for k, v in config.get("weights", {}).items() if k in names})
 
 
-def dataset_spec(wildcards):
-    return as_json(dataset(wildcards.ds))
+def dataset_settings(stage):
+    """Params of a dataset stage: only the dataset keys it reads (epeflow.config.DATASET_STAGE_KEYS), so
+    changing another key (say `crops.batch_size`) does not rerun it."""
+    return lambda wc: as_json(dataset_stage_settings(dataset(wc.ds), stage))
+
+
+def dataset_weights(stage):
+    """The weights a dataset stage loads (none for `labels: gt` or `gbuffers: real`)."""
+    return lambda wc: weights_json(*dataset_stage_weights(dataset(wc.ds), stage))
+
+
+def dataset_random_flag(stage):
+    """`--allow-random-weights` where the dataset allows it and the stage loads weights at all."""
+    def flag(wc):
+        entry = dataset(wc.ds)
+        return random_flag(entry["allow_random_weights"] and bool(dataset_stage_weights(entry, stage)))
+
+    return flag
+
+
+@cache
+def _dataset_content(name):
+    from epeflow.datasets.fingerprint import listing_fingerprint
+
+    return listing_fingerprint(dataset_stage_settings(dataset(name), "manifest"), name)
+
+
+def dataset_content(wildcards):
+    """Fingerprint of a dataset's files (relative paths, sizes, mtimes), taken when the workflow plans: a
+    changed, added or removed frame reruns the manifest and what follows; an untouched dataset nothing."""
+    return _dataset_content(wildcards.ds)
 
 
 def demo_input(wildcards):

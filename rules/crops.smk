@@ -8,7 +8,7 @@ rule crop_stats:
     benchmark:
         "benchmarks/crop_stats/{ds}.tsv"
     params:
-        spec=lambda wc: as_json(dataset(wc.ds)["crops"]),
+        spec=dataset_settings("crop_stats"),
     threads: 4
     resources:
         mem_mb=4000,
@@ -30,9 +30,9 @@ rule crops_shard:
     benchmark:
         "benchmarks/crops/{ds}-{shard}-of-{n}.tsv"
     params:
-        spec=lambda wc: as_json(dataset(wc.ds)["crops"]),
-        weights=weights_json(),
-        random=dataset_random_flag,
+        spec=dataset_settings("crops"),
+        weights=dataset_weights("crops"),
+        random=dataset_random_flag("crops"),
     threads: 4
     resources:
         mem_mb=16000,

@@ -6,7 +6,7 @@ rule demo_data:
     benchmark:
         "benchmarks/demo_data/{ds}.tsv"
     params:
-        spec=lambda wc: as_json(dataset(wc.ds)),
+        spec=dataset_settings("demo"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -28,7 +28,8 @@ rule manifest:
     benchmark:
         "benchmarks/manifest/{ds}.tsv"
     params:
-        spec=dataset_spec,
+        spec=dataset_settings("manifest"),
+        content=dataset_content,  # not passed on: a change of the files reruns the job
         demo=lambda wc, input: f"--demo-dir {input[0]}" if input else "",
     threads: 4
     resources:

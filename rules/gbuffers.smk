@@ -8,9 +8,9 @@ rule gbuffers:
     benchmark:
         "benchmarks/gbuffers/{ds}.tsv"
     params:
-        spec=dataset_spec,
-        weights=weights_json(),
-        random=dataset_random_flag,
+        spec=dataset_settings("gbuffers"),
+        weights=dataset_weights("gbuffers"),
+        random=dataset_random_flag("gbuffers"),
     threads: 4
     resources:
         mem_mb=16000,

@@ -8,9 +8,9 @@ rule labels:
     benchmark:
         "benchmarks/labels/{ds}.tsv"
     params:
-        spec=dataset_spec,
-        weights=weights_json(),
-        random=dataset_random_flag,
+        spec=dataset_settings("labels"),
+        weights=dataset_weights("labels"),
+        random=dataset_random_flag("labels"),
     threads: 4
     resources:
         mem_mb=16000,

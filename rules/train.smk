@@ -16,7 +16,7 @@ rule train:
         "benchmarks/train/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["train"]),
-        weights=weights_json(),
+        weights=weights_json("vgg16", "lpips"),
         random=experiment_random_flag,
         checkpoints="results/{exp}/checkpoints",
         tensorboard="results/{exp}/tb",

@@ -70,7 +70,7 @@ def test_a_killed_run_resumes_without_redoing_finished_frames(tmp_path):
     assert not list((tmp_path / "labels").glob(".*")) and not (tmp_path / "labels" / STATE_FILE).exists()
 
 
-def test_another_method_or_other_frames_start_over(tmp_path):
+def test_another_method_starts_over(tmp_path):
     with pytest.raises(Killed):
         write_labels(_frames(), tmp_path / "labels", _dies_after(2), "given")
     seen = []
@@ -81,11 +81,35 @@ def test_another_method_or_other_frames_start_over(tmp_path):
 
     write_labels(_frames(), tmp_path / "labels", recording, "gt")
     assert seen == ["f0", "f1", "f2", "f3", "f4"]
+
+
+def test_a_resume_remakes_the_maps_of_changed_or_removed_frames(tmp_path):
+    """Maps are kept per frame by its content digest: changed frames are made again, removed ones dropped,
+    added ones made, so old maps never mix with new ones."""
+    frames = _frames(4).assign(digest=["a", "b", "c", "d"])
     with pytest.raises(Killed):
-        write_labels(_frames(), tmp_path / "again", _dies_after(2), "gt")
-    seen.clear()
-    write_labels(_frames(4), tmp_path / "again", recording, "gt")
-    assert seen == ["f0", "f1", "f2", "f3"]
+        write_labels(frames, tmp_path / "labels", _dies_after(3), "gt")  # f0, f1, f2 written
+    changed = frames.assign(digest=["a", "B", "c", "d"]).drop(index=2).reset_index(drop=True)
+    changed = pd.concat([changed, _frames(5).iloc[[4]].assign(digest="e")], ignore_index=True)
+    seen = []
+
+    def recording(frames):
+        seen.extend(frames["id"])
+        return per_frame(lambda row: np.full((4, 6), 100 + int(row["id"][1:]), np.uint8))(frames)
+
+    info = write_labels(changed, tmp_path / "labels", recording, "gt")
+    assert seen == ["f1", "f3", "f4"]
+    out = tmp_path / "labels"
+    assert sorted(p.name for p in out.glob("*.png")) == ["f0.png", "f1.png", "f3.png", "f4.png"]
+    assert (_read(out / "f0.png") == 0).all() and (_read(out / "f1.png") == 101).all()
+    assert info["num_frames"] == 4
+
+
+def test_labels_json_records_a_digest_of_the_maps(tmp_path):
+    first = write_labels(_frames(), tmp_path / "a", per_frame(_constant), "gt")
+    same = write_labels(_frames(), tmp_path / "b", per_frame(_constant), "gt")
+    other = write_labels(_frames(), tmp_path / "c", per_frame(lambda row: _constant(row) + 1), "gt")
+    assert first["content"] == same["content"] != other["content"]
 
 
 def test_hand_placed_maps_without_a_record_are_adopted(tmp_path):

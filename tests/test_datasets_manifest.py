@@ -8,7 +8,7 @@ import pytest
 from dataset_fixtures import DEMO_SPEC, truncate, write_gbuffer, write_label, write_rgb
 
 from epeflow import io
-from epeflow.artifacts.manifest import MANIFEST_COLUMNS, load_manifest
+from epeflow.artifacts.manifest import DIGEST, MANIFEST_COLUMNS, load_manifest
 from epeflow.datasets.manifest import build_manifest, write_manifest
 from epeflow.demo.generate import run_demo
 from epeflow.errors import EpeflowError
@@ -30,7 +30,7 @@ def _roundtrip(tmp_path, manifest):
 
 def test_folder_manifest_columns_types_and_meta(tmp_path):
     df, meta = _roundtrip(tmp_path, build_manifest("ds", _folder(tmp_path), threads=2))
-    assert list(df.columns) == list(MANIFEST_COLUMNS)
+    assert list(df.columns) == [*MANIFEST_COLUMNS, DIGEST]
     assert df["frame"].tolist() == list(range(5))
     assert df["id"].tolist() == ["sub0__f0", "sub0__f2", "sub0__f4", "sub1__f1", "sub1__f3"]
     for col, dtype in (("frame", "int64"), ("height", "int64"), ("width", "int64"), ("frame_index", "int64"),
@@ -87,7 +87,7 @@ def _videos(root):
 def test_video_manifest_with_split_folders_and_modalities(tmp_path):
     _videos(tmp_path / "vid")
     df, meta = _roundtrip(tmp_path, build_manifest("vids", {"role": "real", "video": str(tmp_path / "vid")}))
-    assert list(df.columns) == [*MANIFEST_COLUMNS, "mod_flow", "mod_virtual"]
+    assert list(df.columns) == [*MANIFEST_COLUMNS, DIGEST, "mod_flow", "mod_virtual"]
     assert df.groupby("sequence")["split"].first().to_dict() == {"v1": "train", "v2": "train", "v3": "val",
                                                                  "v4": "test"}
     assert df.loc[df["sequence"] == "v1", "frame_index"].tolist() == [0, 1, 2]

@@ -100,3 +100,22 @@ def test_rerun_after_a_failure_resumes_and_result_is_deterministic(tmp_path):
     np.testing.assert_array_equal(a.std, b.std)
     for i in range(3):
         np.testing.assert_array_equal(a.read(i), b.read(i))
+
+
+def test_a_partial_store_of_changed_frames_is_not_resumed(tmp_path):
+    """The resume fingerprint covers each frame's content digest (manifest `digest`): G-buffers rewritten
+    after a kill are read again, never mixed with the old ones."""
+    manifest, arrays = write_dataset(tmp_path, SIZES)
+    df, meta = io.read_table(manifest)
+    io.write_table(manifest, df.assign(digest=["a", "b", "c"]), meta)
+    parked = tmp_path / "f002.npz"
+    (tmp_path / "gbuffers" / "f002.npz").rename(parked)
+    with pytest.raises(EpeflowError, match="does not exist"):
+        run_gbuffers(manifest, tmp_path / "g.zarr", _spec())  # f000 and f001 are in the partial store
+    new = arrays[0][::-1].copy()
+    np.savez_compressed(tmp_path / "gbuffers" / "f000.npz", data=new, names=np.array(NAMES))
+    io.write_table(manifest, df.assign(digest=["A", "b", "c"]), meta)  # as the manifest stage records it
+    parked.rename(tmp_path / "gbuffers" / "f002.npz")
+    run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
+    stored = GBufferStore(tmp_path / "g.zarr").read(0, normalize=False)
+    np.testing.assert_array_equal(stored, new.astype(np.float16).astype(np.float32).transpose(2, 0, 1))

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,3 +100,28 @@ def test_json_round_trip(tmp_path):
 )
 def test_safe_id(text, expected):
     assert io.safe_id(text) == expected
+
+
+def _gone_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_sweeping_writer_removes_what_killed_writers_left(tmp_path):
+    """Temporaries of a killed writer (its process gone) are removed; those of a running one and of other
+    outputs stay."""
+    dead, alive = _gone_pid(), os.getpid()
+    killed = tmp_path / f".store.zarr.tmp-{dead}-0123abcd"
+    (killed / "chunks").mkdir(parents=True)
+    running = tmp_path / f".store.zarr.tmp-{alive}-89abcdef"
+    running.write_text("being written")
+    other = tmp_path / f".other.zarr.tmp-{dead}-0123abcd"
+    other.write_text("another output's")
+    with io.atomic_path(tmp_path / "store.zarr") as tmp:  # no sweep: small outputs do not list their folder
+        tmp.write_text("a")
+    assert killed.exists()
+    with io.atomic_path(tmp_path / "store.zarr", sweep=True) as tmp:
+        tmp.write_text("b")
+    assert not killed.exists() and running.exists() and other.exists()
+    assert io.remove_stale_temporaries(tmp_path) == 1 and not other.exists() and running.exists()

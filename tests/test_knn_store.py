@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from crop_fixtures import random_crop_store
@@ -48,3 +51,13 @@ def test_incomplete_knn_store_is_an_error(tmp_path, stores):
     zarr.open_group(str(out), mode="a").attrs["complete"] = False
     with pytest.raises(EpeflowError, match=r"knn\.zarr is incomplete"):
         KnnStore(out)
+
+
+def test_a_rerun_removes_the_store_a_killed_run_left(tmp_path, stores):
+    src, dst = stores
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    left = tmp_path / f".knn.zarr.tmp-{proc.pid}-0123abcd"
+    (left / "index").mkdir(parents=True)
+    run_knn(src, dst, tmp_path / "knn.zarr", {"k": 1})
+    assert not left.exists() and (tmp_path / "knn.zarr").is_dir()

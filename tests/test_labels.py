@@ -71,13 +71,15 @@ MSEG_SPEC = {"role": "real", "images": "unused", "labels": "mseg", "mseg": {"bas
 def test_a_restart_with_other_mseg_settings_starts_over(tmp_path, hub_dir, changed, resumed):
     """A killed MSeg run resumes only when the settings that decide the maps are the same."""
     manifest, _ = write_dataset(tmp_path, [(24, 40), (24, 40)], channels=1)
-    first = tmp_path / "images" / "f000.png"
-    good = first.read_bytes()
-    first.write_bytes(b"not a png")  # the first run dies on this frame, leaving its partial folder
+    second = tmp_path / "images" / "f001.png"
+    good = second.read_bytes()
+    second.write_bytes(b"not a png")  # the first run dies on this frame, after finishing f000
     with pytest.raises(EpeflowError, match="corrupt"):
         run_labels(manifest, tmp_path / "labels", MSEG_SPEC, allow_random=True)
-    first.write_bytes(good)
-    io.write_png(io.partial_dir(tmp_path / "labels") / "f000.png", np.full((24, 40), 7, np.uint8))  # "finished"
+    second.write_bytes(good)
+    finished = io.partial_dir(tmp_path / "labels") / "f000.png"
+    assert finished.exists()
+    io.write_png(finished, np.full((24, 40), 7, np.uint8))  # marked, to see whether the rerun keeps it
     spec = {**MSEG_SPEC, "mseg": {**MSEG_SPEC["mseg"], **changed}}
     info = run_labels(manifest, tmp_path / "labels", spec, allow_random=True)
     kept = (io.read_label(tmp_path / "labels" / "f000.png") == 7).all()

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -89,3 +94,55 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     got = (torch.rand(3), np.random.rand(3), random.random(), np.random.standard_normal())
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert got[2] == expected[2] and got[3] == expected[3]
+
+
+@pytest.fixture
+def other_process():
+    """A running process that is not this one (its pid holds a lock in the tests)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _gone_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _lock_of(folder, pid: int, host: str | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ckpt.LOCK_FILE).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
+                                                     "since": "2026-01-01 00:00:00"}))
+
+
+def test_a_second_training_on_one_folder_is_refused_naming_the_first(tmp_path, other_process):
+    _lock_of(tmp_path, other_process.pid)
+    ckpt.save_checkpoint(tmp_path, _state(2), keep=3)
+    with pytest.raises(EpeflowError, match=rf"another training \(pid {other_process.pid}.*kill {other_process.pid}"):
+        ckpt.lock(tmp_path)
+    assert ckpt.list_checkpoints(tmp_path)  # nothing touched
+    _lock_of(tmp_path, 1, host="elsewhere")
+    with pytest.raises(EpeflowError, match=r"host elsewhere .*delete .*train.lock"):
+        ckpt.lock(tmp_path)
+
+
+def test_a_lock_of_a_dead_training_is_taken_over_and_its_temporaries_removed(tmp_path, caplog):
+    dead = _gone_pid()
+    _lock_of(tmp_path, dead)
+    left = tmp_path / f".ckpt-000000004.pt.tmp-{dead}-0123abcd"  # a checkpoint write that was killed
+    left.write_bytes(b"half")
+    with caplog.at_level(logging.WARNING):
+        ckpt.lock(tmp_path)
+    assert f"pid {dead}" in caplog.text and not left.exists()
+    assert json.loads((tmp_path / ckpt.LOCK_FILE).read_text())["pid"] == os.getpid()
+    ckpt.lock(tmp_path)  # held by this process already: fine
+    ckpt.unlock(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_unlock_leaves_another_holders_lock(tmp_path, other_process):
+    _lock_of(tmp_path, other_process.pid)
+    ckpt.unlock(tmp_path)
+    assert (tmp_path / ckpt.LOCK_FILE).exists()

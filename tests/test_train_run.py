@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import subprocess
+import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread, pretrained_weight_files
@@ -154,3 +159,67 @@ def test_patchgan_training_needs_no_vgg16(exp, tmp_path, hub_dir):
     # no discriminator VGG16 is built (a PatchGAN judges pixels), so none is stamped random; LPIPS still is
     assert provenance["vgg16_random"] is False and provenance["lpips_random"] is True
     assert _checkpoint(root, 1)["discriminator_config"]["num_scales"] == 3
+
+
+def test_changed_input_contents_start_fresh_and_say_why(tmp_path, hub_dir, caplog):
+    """A rerun after the label maps, the frames or the G-buffers changed never resumes the old checkpoints:
+    the fingerprint covers their content digests (recorded upstream), and the log names what changed."""
+    from epeflow.artifacts.labels import per_frame, write_labels
+    from epeflow.artifacts.manifest import load_manifest
+    from epeflow.gbuffers import run_gbuffers
+    from epeflow.io import read_table, write_table
+
+    exp = make_experiment(tmp_path / "exp")
+    frames, _ = load_manifest(exp.src_manifest)
+
+    def relabel(changed_frame: int) -> None:  # as the labels stage writes them, with their content digest
+        def label(row):
+            return torch.full((row["height"], row["width"]), 13 + (row["frame"] == changed_frame),
+                              dtype=torch.uint8).numpy()
+        write_labels(frames, exp.src_labels, per_frame(label), "given")
+
+    def rerun_says(*changed: str) -> None:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            _train(exp, "run", iterations=2)
+        for key in changed:
+            assert f"inputs.{key}" in caplog.text
+        assert "starting fresh" in caplog.text and "resuming from" not in caplog.text
+
+    relabel(-1)
+    _train(exp, "run", iterations=2)
+    relabel(1)  # one map's content differs, nothing else
+    rerun_says("src_labels.content")
+
+    df, meta = read_table(exp.src_manifest)  # a frame's bytes replaced: the manifest records a new digest
+    write_table(exp.src_manifest, df.assign(digest=[f"d{i}" for i in range(len(df))]), meta)
+    rerun_says("src_content")
+
+    gbuffer = tmp_path / "exp" / "synth" / "gbuffers" / "frame_000.npz"  # a G-buffer rewritten, store rebuilt
+    np.savez(gbuffer, data=np.load(gbuffer)["data"] * 2)
+    df, meta = read_table(exp.src_manifest)
+    write_table(exp.src_manifest, df.assign(digest=[f"e{i}" for i in range(len(df))]), meta)
+    run_gbuffers(exp.src_manifest, exp.gbuffers, {"role": "synthetic", "gbuffers": "real"})
+    rerun_says("gbuffers.content")
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _train(exp, "run", iterations=3)  # unchanged inputs: resumed
+    assert "resuming from" in caplog.text and "starting fresh" not in caplog.text
+
+
+def test_a_training_beside_a_running_one_is_refused_and_a_finished_one_leaves_no_lock(exp, hub_dir):
+    root = _train(exp, "locked", iterations=1)
+    assert not (root / "checkpoints" / ckpt.LOCK_FILE).exists()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # e.g. left by a killed snakemake
+    try:
+        (root / "checkpoints" / ckpt.LOCK_FILE).write_text(
+            json.dumps({"pid": orphan.pid, "host": socket.gethostname(), "since": "earlier"}))
+        with pytest.raises(EpeflowError, match=rf"another training \(pid {orphan.pid}"):
+            _train(exp, "locked", iterations=2)
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")] == [1]
+    _train(exp, "locked", iterations=2)  # its holder is gone now: taken over
+    assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")][-1] == 2

@@ -7,82 +7,15 @@ reruns k-NN and what follows but not the crops or their features.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from workflow_fixtures import TINY, copy_workflow, planned_rules, snakemake
 
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "datasets": {
-        "demo_synth": {
-            "demo": {"frames": 12, "height": 64, "width": 96, "sequences": 3},
-            "crops": {"per_image": 4, "size": 32, "stats_frames": 12, "batch_size": 16, "num_workers": 0},
-        },
-        "demo_real": {
-            "demo": {"frames": 12, "height": 64, "width": 96, "sequences": 3},
-            "crops": {"per_image": 4, "size": 32, "stats_frames": 12, "batch_size": 16, "num_workers": 0},
-        },
-    },
-    "experiments": {
-        "demo": {
-            "knn": {"k": 3},
-            "max_dist": 2.0,
-            "train": {
-                "iterations": 4,
-                "crop_size": None,
-                "batch_size": 2,
-                "generator_width": 0.125,
-                "generator_stages": 2,
-                "gbuffer_layers": 1,
-                "discriminator_width": 0.125,
-                "discriminator_max_dim": 64,
-                "discriminator_num_layers": 2,
-                "checkpoint_every": 2,
-                "log_every": 1,
-                "num_workers": 0,
-            },
-            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4, "skvd_size": [64, 96]},
-        }
-    },
-}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "EPEFLOW_NO_PROGRESS": "1"}
-    env["TORCH_HOME"] = str(workdir / "torch_home")  # no pretrained weights: the demo runs on random ones
-    cmd = [os.path.join(bindir, "snakemake"), "--snakefile", str(workdir / "Snakefile"), "--directory",
-           str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, cwd=workdir)
-
-
-def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:
-    """Rule names of a dry run's job table."""
-    table = result.stdout.split("Job stats:")[-1]
-    return set(re.findall(r"^([a-z_]+)\s+\d+$", table, flags=re.M)) - {"total"}
-
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def copy_workflow(work: Path) -> None:
-    """The workflow files of this checkout (links resolved) in a fresh working directory."""
-    work.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, symlinks=False)
-        else:
-            shutil.copy2(src, work / name)
 
 
 @pytest.fixture(scope="module")

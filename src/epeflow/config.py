@@ -82,18 +82,68 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>") -> dict[str, Any]:
-    """One dataset entry (as a rule passes it with --spec) validated, with its defaults filled in."""
-    return validate_section("dataset", spec, ("datasets", name))
+# The keys of a dataset entry each dataset stage reads. Its rule passes only these (`dataset_stage_settings`),
+# so a setting reruns the stages that read it and what follows from their outputs, nothing else.
+DATASET_STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "demo": ("role", "demo"),
+    "manifest": ("role", *SOURCE_KINDS, "extensions", "gbuffer_dir", "gbuffer_key", "gt_label_dir", "split",
+                 "on_bad_frame", "max_frames"),
+    "labels": ("labels", "gt_label_ids", "mseg"),
+    "gbuffers": ("gbuffers", "gbuffer_key", "gbuffer_channels", "gbuffer_names", "fake_gbuffers"),
+    "crops": ("crops",),
+    "crop_stats": ("crops",),
+}
+_UNUSED_BY_METHOD = {  # keys a stage reads only for one of its methods: (method key, method) -> keys
+    ("labels", "gt"): ("mseg",), ("labels", "mseg"): ("gt_label_ids",), ("labels", "given"): ("mseg", "gt_label_ids"),
+    ("gbuffers", "real"): ("fake_gbuffers",), ("gbuffers", "fake"): ("gbuffer_key", "gbuffer_names"),
+}
+_STAGE_WEIGHTS = {("labels", "mseg"): ("mseg",), ("gbuffers", "fake"): ("vgg16",)}
 
 
-def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...]) -> dict[str, Any]:
+def _method(entry: Mapping[str, Any], stage: str) -> str | None:
+    """The method a dataset stage runs by (`labels: mseg`, `gbuffers: fake`, ...); None for other stages."""
+    return entry.get(stage) if stage in ("labels", "gbuffers") else None
+
+
+def dataset_stage_settings(entry: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The part of a (validated) dataset entry that `stage` reads; the `crop_stats` part is the crops
+    section's `stats_frames` and `seed`, the `crops` part the whole crops section."""
+    if stage == "crop_stats":
+        return {k: entry["crops"][k] for k in ("stats_frames", "seed")}
+    if stage == "crops":
+        return dict(entry["crops"])
+    unused = _UNUSED_BY_METHOD.get((stage, _method(entry, stage)), ())
+    return {k: entry[k] for k in DATASET_STAGE_KEYS[stage] if k in entry and k not in unused}
+
+
+def dataset_stage_weights(entry: Mapping[str, Any], stage: str) -> tuple[str, ...]:
+    """Names of the pretrained weights (`weights:` entries) `stage` loads for this dataset; none: no
+    `--allow-random-weights` either, so those settings do not rerun it."""
+    return ("vgg16",) if stage == "crops" else _STAGE_WEIGHTS.get((stage, _method(entry, stage)), ())
+
+
+def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>", stage: str | None = None) -> dict[str, Any]:
+    """A dataset entry (as a rule passes it with --spec) validated, with its defaults filled in. With `stage`
+    it may be just that stage's part (`dataset_stage_settings`): keys other stages need are not required."""
+    required = None
+    if stage is not None:
+        required = [k for k in load_schema()["definitions"]["dataset"].get("required", [])
+                    if k in DATASET_STAGE_KEYS[stage]]
+    return validate_section("dataset", spec, ("datasets", name), required=required)
+
+
+def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...],
+                     required: list[str] | None = None) -> dict[str, Any]:
     """A config section passed with --spec (schema `definitions.<definition>`), validated with defaults filled.
 
-    `where` is the section's key path for error messages, e.g. ("experiments", "<exp>", "evaluate").
+    `where` is the section's key path for error messages, e.g. ("experiments", "<exp>", "evaluate");
+    `required` replaces the section's required keys (for a part of it).
     """
     entry = json.loads(json.dumps(spec))
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": load_schema()["definitions"]}
+    definitions = load_schema()["definitions"]
+    if required is not None:
+        definitions = {**definitions, definition: {**definitions[definition], "required": required}}
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": definitions}
     errors = list(_DefaultFillingValidator(schema).iter_errors(entry))
     if errors:
         described = [_describe(e, where) for e in errors[:10]]

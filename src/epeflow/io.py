@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
@@ -29,8 +31,42 @@ PathLike = str | os.PathLike[str]
 _META_KEY = b"epeflow"
 
 
+log = logging.getLogger(__name__)
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
 def _tmp_sibling(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (this process counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: PathLike, name: str | None = None) -> int:
+    """Delete the temporaries `atomic_path` made in `folder` (for the output `name` only, when given) whose
+    writing process is gone: what a killed writer leaves behind. Returns how many were removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in folder.iterdir():
+        match = _TMP_NAME.match(entry.name)
+        if match and (name is None or match["name"] == name) and not process_alive(int(match["pid"])):
+            _remove(entry)
+            removed += 1
+    if removed:
+        log.warning("removed %d temporary file(s) left in %s by a killed writer", removed, folder)
+    return removed
 
 
 def _remove(path: Path) -> None:
@@ -42,10 +78,16 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final: PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `final`; on success rename it to `final` (file or directory)."""
+def atomic_path(final: PathLike, sweep: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; on success rename it to `final` (file or directory).
+
+    `sweep`: first delete the temporaries of `final` that killed writers left (worth a folder listing for
+    large outputs such as zarr stores; not for one of many small files in a folder).
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    if sweep:
+        remove_stale_temporaries(final.parent, final.name)
     tmp = _tmp_sibling(final)
     try:
         yield tmp

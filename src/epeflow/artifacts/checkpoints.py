@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import re
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -25,12 +26,20 @@ import numpy as np
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.io import atomic_path, load_torch_file, read_json, write_json
+from epeflow.io import (
+    atomic_path,
+    load_torch_file,
+    process_alive,
+    read_json,
+    remove_stale_temporaries,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "epeflow-checkpoint/1"
 RUN_FILE = "run.json"
+LOCK_FILE = "train.lock"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 
 
@@ -78,6 +87,70 @@ def move_aside(directory: Path, reason: str, newer_than: int = -1) -> Path | Non
         os.replace(p, stale / p.name)
     log.warning("moved %d old checkpoint file(s) from %s to %s: %s", len(victims), directory, stale, reason)
     return stale
+
+
+def lock(directory: Path) -> None:
+    """Make this process the one training that uses `directory`, or raise naming the one that does.
+
+    The lock file holds the holder's pid, host and start time. A lock whose process is gone (killed, or the
+    machine restarted) is taken over with a warning; so is one of this process (a second run in it). The
+    temporaries killed checkpoint writers left are removed once the lock is held. `unlock` ends it.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    mine = directory / f".{LOCK_FILE}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # swept if we are killed here
+    mine.write_text(json.dumps(me))
+    try:
+        for _ in range(3):
+            try:
+                os.link(mine, path)  # atomic: fails when a lock exists, never leaves a half-written one
+                break
+            except FileExistsError:
+                _take_over_if_stale(path, me)
+        else:
+            raise EpeflowError(f"cannot lock {path}: another training keeps taking it; run one training at a time")
+    finally:
+        mine.unlink()
+    remove_stale_temporaries(directory)
+
+
+def _take_over_if_stale(path: Path, me: Mapping[str, Any]) -> None:
+    """Remove the lock at `path` if its holder is gone or is this process; else raise naming the holder."""
+    try:
+        holder = json.loads(path.read_text())
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except FileNotFoundError:
+        return  # released meanwhile: try again
+    except (ValueError, KeyError, TypeError, OSError):
+        holder, pid, host = {}, -1, ""
+    if pid != -1 and host == me["host"] and process_alive(pid) and pid != me["pid"]:
+        raise EpeflowError(
+            f"another training (pid {pid}, since {holder.get('since', '?')}) is using {path.parent}; wait for it "
+            f"to finish or stop it (`kill {pid}`); two trainings on one checkpoint folder would overwrite each "
+            "other's checkpoints"
+        )
+    if pid != -1 and host != me["host"]:
+        raise EpeflowError(
+            f"a training on host {host} (pid {pid}, since {holder.get('since', '?')}) holds {path}; if it is no "
+            f"longer running, delete {path} and rerun"
+        )
+    if pid != me["pid"]:
+        log.warning("taking over %s from a training that is gone (pid %s, since %s)", path,
+                    pid if pid != -1 else "?", holder.get("since", "?"))
+    path.unlink(missing_ok=True)
+
+
+def unlock(directory: Path) -> None:
+    """Release the lock `lock` took (only if this process holds it)."""
+    path = Path(directory) / LOCK_FILE
+    try:
+        holder = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        path.unlink(missing_ok=True)
 
 
 def claim(directory: Path, fp: str, describe: Mapping[str, Any]) -> None:

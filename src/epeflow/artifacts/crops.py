@@ -167,7 +167,7 @@ def merge_crop_stores(shards: Sequence[PathLike], out: PathLike) -> None:
         "chunk_size": chunk_rows,
         "provenance": stamp(bool(settings["random_weights"]), merged_from=len(stores)),
     }
-    with atomic_path(out) as tmp:
+    with atomic_path(out, sweep=True) as tmp:
         group, writer = create_crop_store(tmp, rows, chunk_rows, attrs)
         for store in progress(stores, "merge crop shards", unit="shard"):
             for start, feats in store.iter_chunks(chunk_rows, dtype=np.float16):

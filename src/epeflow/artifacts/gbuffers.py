@@ -118,7 +118,8 @@ class GBufferWriter:
             log.info("resuming %s: %d of %d frames already written", self.partial, done, len(self.frame_sizes))
             return True
         if any(self.partial.iterdir()):
-            log.info("partial G-buffer store %s was built with other settings; starting over", self.partial)
+            log.warning("partial G-buffer store %s was built with other settings or frame contents; starting over",
+                        self.partial)
         return False
 
     def _create(self, mode: str, fp: str, chunk: int) -> None:
@@ -225,6 +226,11 @@ class GBufferStore:
 
     def __len__(self) -> int:
         return len(self.frame_sizes)
+
+    @property
+    def content(self) -> str | None:
+        """The fingerprint the store was built for (settings, frames and their content digests)."""
+        return self.attrs.get("fingerprint")
 
     def describe(self) -> dict[str, Any]:
         """What a model trained on this store carries about it (enhancement checks its store against it)."""

@@ -2,11 +2,13 @@
 
 A method is a function `frames (DataFrame of manifest rows) -> iterable of (H, W) uint8 maps`, one per
 row in order (MSeg batches inside its function; per-frame methods are wrapped by `per_frame`). Maps are
-written one by one as `<id>.png` into `OUT_DIR.partial`; a rerun after a kill skips frames whose PNG is
-already there, and the finished folder is renamed to OUT_DIR with its `labels.json`. The partial folder
-remembers which method, method settings (e.g. MSeg's scales) and frames it was started for, and starts
-over when they changed (label maps placed there by hand, without that record, are adopted as finished).
-The settings are recorded in `labels.json` too.
+written one by one as `<id>.png` into `OUT_DIR.partial`, each recorded after it is written with the content
+digest of its frame (the manifest's `digest`); a rerun after a kill keeps the maps of frames whose content is
+unchanged and makes the others again, and the finished folder is renamed to OUT_DIR with its `labels.json`.
+The partial folder remembers which method and method settings (e.g. MSeg's scales) it was started for and
+starts over when they changed (label maps placed there by hand, without that record, are adopted as
+finished). `labels.json` records the settings and a digest of the maps' bytes (`content`), which training
+fingerprints.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from epeflow import io
+from epeflow.artifacts.manifest import frame_digests
 from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED
 from epeflow.errors import EpeflowError
 from epeflow.log import progress
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LabelMethod = Callable[[pd.DataFrame], Iterable[np.ndarray]]
 STATE_FILE = "_labels_state.json"
+DONE_FILE = "_labels_done.tsv"  # one line per finished map: id, content digest of the frame it was made from
 
 
 def per_frame(fn: Callable[[Mapping[str, Any]], np.ndarray], threads: int = 1) -> LabelMethod:
@@ -49,33 +53,59 @@ def per_frame(fn: Callable[[Mapping[str, Any]], np.ndarray], threads: int = 1) -
     return method
 
 
-def frames_fingerprint(frames: pd.DataFrame) -> str:
-    """sha1 over the frames' ids, image paths and sizes: a partial folder only resumes the same frames."""
-    digest = hashlib.sha1()
-    for row in frames[["id", "path", "height", "width"]].itertuples(index=False):
-        digest.update(f"{row.id}\t{row.path}\t{row.height}\t{row.width}\n".encode())
-    return digest.hexdigest()
+def _read_done(partial: Path) -> dict[str, str]:
+    """id -> content digest of the frame each recorded map was made from (the last record of an id wins)."""
+    path = partial / DONE_FILE
+    if not path.exists():
+        return {}
+    records = (line.split("\t") for line in path.read_text().splitlines())
+    return {fields[0]: fields[1] for fields in records if len(fields) == 2}
 
 
-def _prepare_partial(out_dir: Path, state: dict[str, Any]) -> Path:
-    """The partial folder for `out_dir`, emptied when it was started for other settings or frames."""
+def _prepare_partial(out_dir: Path, state: dict[str, Any], digests: dict[str, str]) -> tuple[Path, set[str]]:
+    """The partial folder for `out_dir` and the ids of the maps in it that stay: it is emptied when started
+    with another method or settings; a map whose frame changed (content digest), left the manifest, or was
+    not recorded as finished is removed, so old maps never mix with new ones."""
     partial = io.partial_dir(out_dir)
     state_path = partial / STATE_FILE
+    adopt = False
     if state_path.exists():
         try:
             previous = io.read_json(state_path)
         except EpeflowError:
             previous = None
         if previous != state:
-            log.warning("%s was started with other settings or frames; starting over", partial)
+            log.warning("%s was started with another method or settings; starting over", partial)
             shutil.rmtree(partial)
             partial = io.partial_dir(out_dir)
     elif any(partial.glob("*.png")):
         log.warning("%s holds label maps but no %s: adopting them as finished frames", partial, STATE_FILE)
+        adopt = True
     for stale in partial.glob(".*.tmp-*"):  # temporaries of a write that was killed midway
         stale.unlink(missing_ok=True)
+    done = {i: digests.get(i) for i in digests} if adopt else _read_done(partial)
+    kept, dropped = set(), 0
+    for png in partial.glob("*.png"):
+        if png.stem in digests and done.get(png.stem) == digests[png.stem]:
+            kept.add(png.stem)
+        else:
+            png.unlink()
+            dropped += 1
+    if dropped:
+        log.warning("%s: removed %d label map(s) whose frame changed or is gone; they are made again", partial,
+                    dropped)
     io.write_json(state_path, state)
-    return partial
+    with io.atomic_path(partial / DONE_FILE) as tmp:
+        tmp.write_text("".join(f"{i}\t{digests[i]}\n" for i in sorted(kept)))
+    return partial, kept
+
+
+def maps_digest(folder: Path, ids: Iterable[str]) -> str:
+    """sha256 over the label PNGs' ids and bytes in frame order: the content later stages fingerprint."""
+    h = hashlib.sha256()
+    for i in ids:
+        h.update(f"{i}\t{hashlib.blake2b((folder / f'{i}.png').read_bytes(), digest_size=16).hexdigest()}\n".encode())
+    return h.hexdigest()
 
 
 def check_label_map(label: np.ndarray, frame: Mapping[str, Any], source: str) -> np.ndarray:
@@ -102,24 +132,28 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
     """
     out_dir = Path(out_dir)
     settings = json.loads(json.dumps(dict(settings or {})))  # as read back from the state file: tuples -> lists
-    state = {"method": method_name, "settings": settings, "frames": frames_fingerprint(frames),
-             "random_weights": bool(random_weights)}
-    partial = _prepare_partial(out_dir, state)
-    done = {p.stem for p in partial.glob("*.png")}
+    state = {"method": method_name, "settings": settings, "random_weights": bool(random_weights)}
+    digests = dict(zip(frames["id"], frame_digests(frames), strict=True))
+    partial, done = _prepare_partial(out_dir, state, digests)
     todo = frames.loc[~frames["id"].isin(done)].reset_index(drop=True)
     if len(todo) < len(frames):
         log.info("resuming: %d of %d label maps already written in %s", len(frames) - len(todo), len(frames), partial)
     rows = todo.to_dict("records")
     produced = 0
-    for row, label in progress(zip(rows, method(todo), strict=False), desc=f"labels ({method_name})",
-                               total=len(rows), unit="frame"):
-        io.write_png(partial / f"{row['id']}.png", check_label_map(label, row, f"for {row['path']}"))
-        produced += 1
+    with open(partial / DONE_FILE, "a") as record:
+        for row, label in progress(zip(rows, method(todo), strict=False), desc=f"labels ({method_name})",
+                                   total=len(rows), unit="frame"):
+            io.write_png(partial / f"{row['id']}.png", check_label_map(label, row, f"for {row['path']}"))
+            record.write(f"{row['id']}\t{digests[row['id']]}\n")  # after the map: a kill between leaves it unrecorded
+            record.flush()
+            produced += 1
     if produced != len(rows):
         raise RuntimeError(f"label method {method_name!r} produced {produced} maps for {len(rows)} frames")
     info = {"method": method_name, "num_frames": len(frames), "num_classes": NUM_UNIVERSAL_CLASSES,
-            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", "settings": settings, **stamp(random_weights)}
+            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", "settings": settings,
+            "content": maps_digest(partial, frames["id"]), **stamp(random_weights)}
     (partial / STATE_FILE).unlink()
+    (partial / DONE_FILE).unlink()
     io.write_json(partial / "labels.json", info)
     io.finalize_dir(partial, out_dir)
     log.info("wrote %d label maps (%s) to %s", len(frames), method_name, out_dir)
@@ -127,13 +161,14 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
 
 
 def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """What matters of a finished labels folder's labels.json: method, frame and class counts, random flag."""
+    """What matters of a finished labels folder's labels.json: method, frame and class counts, the maps'
+    content digest, random flag."""
     path = Path(folder) / "labels.json"
     if not path.is_file():
         raise EpeflowError(f"{path} does not exist; run `epeflow labels` for {folder} first")
     info = io.read_json(path)
     return {"method": info.get("method"), "num_frames": info.get("num_frames"), "num_classes": info.get("num_classes"),
-            "random_weights": marked_random(info)}
+            "content": info.get("content") or _stat_digest(Path(folder)), "random_weights": marked_random(info)}
 
 
 def label_map_path(folder: str | os.PathLike[str], frame_id: str) -> Path:
@@ -147,3 +182,13 @@ def read_label_map(folder: str | os.PathLike[str], frame_id: str) -> np.ndarray:
     if not path.is_file():
         raise EpeflowError(f"label map {path} of frame {frame_id!r} is missing; rerun `epeflow labels` for {folder}")
     return io.read_label(path)
+
+
+def _stat_digest(folder: Path) -> str:
+    """For a labels folder whose labels.json records no digest (made by hand or by an older epeflow): the maps'
+    names, sizes and modification times, so a replaced map is still seen without reading every map."""
+    h = hashlib.sha256()
+    for png in sorted(folder.glob("*.png")):
+        st = png.stat()
+        h.update(f"{png.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return "stat:" + h.hexdigest()

@@ -6,6 +6,7 @@ stage builds the table and writes it here, every other stage reads it here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ MANIFEST_COLUMNS = ("frame", "id", "path", "height", "width", "sequence", "frame
 DTYPES = {"frame": "int64", "height": "int64", "width": "int64", "frame_index": "int64", "size": "int64",
           "mtime": "float64"}
 BASE_COLUMNS = ("frame", "id", "path", "height", "width")
+DIGEST = "digest"  # per-frame content digest (epeflow.datasets.fingerprint); manifests made by hand may lack it
 _REBUILD = "rebuild it with `epeflow manifest` (the `manifest` rule)"
 
 
@@ -60,6 +62,31 @@ def load_manifest(path: io.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
         values = df[column].astype(object)
         df[column] = values.where(values.notna(), None)
     return df, meta
+
+
+def frame_digests(frames: pd.DataFrame) -> list[str]:
+    """Each frame's content digest; without the column (a manifest made by hand), its image's path, size and
+    mtime stand in (where present), so resume checks and fingerprints still see a replaced file."""
+    if DIGEST in frames.columns:
+        return [str(d) for d in frames[DIGEST]]
+    facts = [frames[c] if c in frames.columns else [None] * len(frames) for c in ("path", "size", "mtime")]
+    return [f"{p}:{s}:{m}" for p, s, m in zip(*facts, strict=True)]
+
+
+def content_digest(frames: pd.DataFrame) -> str:
+    """One digest of a manifest's frames: ids, sizes and content digests in frame order (what every later
+    stage's output depends on), for fingerprints of runs that read the frames."""
+    h = hashlib.sha256()
+    for row, digest in zip(frames[["id", "height", "width"]].itertuples(index=False), frame_digests(frames),
+                           strict=True):
+        h.update(f"{row.id}\t{row.height}\t{row.width}\t{digest}\n".encode())
+    return h.hexdigest()
+
+
+def read_content_digest(path: io.PathLike) -> str:
+    """`content_digest` of the manifest at `path`."""
+    df, _ = io.read_table(path)
+    return content_digest(df)
 
 
 def read_frames(path: io.PathLike, extra: Sequence[str] = ()) -> pd.DataFrame:

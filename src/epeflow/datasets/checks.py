@@ -1,4 +1,5 @@
-"""Per-frame checks of a listing: every image decodes fully, every companion exists and has its size.
+"""Per-frame checks of a listing: every image decodes fully, every companion exists and has its size; each
+frame's content digest is recorded on the way (the image's bytes are read anyway).
 
 Images are decoded completely (a truncated PNG only fails at its last row); labels, G-buffers and video
 modalities are only sized from their headers (an .npz member's .npy header is read without inflating
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from epeflow import io
+from epeflow.datasets.fingerprint import frame_digest
 from epeflow.errors import EpeflowError
 from epeflow.log import progress
 
@@ -29,6 +31,7 @@ class FrameInfo(NamedTuple):
     width: int
     size: int  # bytes of the image file
     mtime: float
+    digest: str  # content digest of the frame (image bytes, companions' size and mtime): fingerprint.frame_digest
 
 
 def image_header_size(path: str | os.PathLike[str], what: str) -> tuple[int, int]:
@@ -111,7 +114,7 @@ def check_frame(row: Mapping[str, Any], gbuffer_key: str, modalities: list[str])
             oh, ow = image_header_size(other, what)
             if (oh, ow) != (h, w):
                 raise EpeflowError(f"{what} {other} is {ow}x{oh} but its frame {path} is {w}x{h}")
-    return FrameInfo(h, w, stat.st_size, stat.st_mtime)
+    return FrameInfo(h, w, stat.st_size, stat.st_mtime, frame_digest(row))
 
 
 def _safe_check(row: Mapping[str, Any], gbuffer_key: str, modalities: list[str]) -> FrameInfo | str:

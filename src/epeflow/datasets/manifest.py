@@ -18,16 +18,15 @@ import numpy as np
 import pandas as pd
 
 from epeflow.artifacts import manifest as manifest_file
-from epeflow.artifacts.manifest import DTYPES, MANIFEST_COLUMNS
+from epeflow.artifacts.manifest import DIGEST, DTYPES, MANIFEST_COLUMNS
 from epeflow.config import validate_dataset
 from epeflow.datasets.checks import FrameInfo, check_frames
-from epeflow.datasets.sources import list_frames
+from epeflow.datasets.sources import Listing, list_frames
 from epeflow.datasets.split import SPLIT_NAMES, assign_splits
 from epeflow.errors import EpeflowError
 from epeflow.provenance import stamp
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -46,14 +45,20 @@ def _unique_ids(df: pd.DataFrame) -> None:
                            "extension); rename or remove one of them")
 
 
+def listed_frames(spec: Mapping[str, Any], name: str, demo_dir: str | os.PathLike[str] | None = None) -> Listing:
+    """The candidate frames the manifest checks: the listing, cut to `max_frames` (`spec` validated)."""
+    listing = list_frames(spec, name, demo_dir)
+    if spec["max_frames"] is not None:
+        listing.frames = listing.frames.iloc[: spec["max_frames"]].reset_index(drop=True)
+    return listing
+
+
 def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLike[str] | None = None,
                    threads: int = 1) -> Manifest:
     """List, check and split the frames of dataset `name` (its config entry `spec`)."""
-    spec = validate_dataset(spec, name)
-    listing = list_frames(spec, name, demo_dir)
+    spec = validate_dataset(spec, name, stage="manifest")
+    listing = listed_frames(spec, name, demo_dir)
     df = listing.frames
-    if spec["max_frames"] is not None:
-        df = df.iloc[: spec["max_frames"]].reset_index(drop=True)
     if df.empty:
         raise EpeflowError(f"dataset {name!r} has no frames in {listing.root} (config key `datasets.{name}."
                            f"{listing.kind}`; extensions {', '.join(spec['extensions'])})")
@@ -91,8 +96,8 @@ def build_manifest(name: str, spec: Mapping[str, Any], demo_dir: str | os.PathLi
         split_by = "sequence" if (df["sequence"] != "").all() else "id"
         s = spec["split"]
         df["split"] = assign_splits(df[split_by].tolist(), s["val"], s["test"], s["seed"])
-    df = df[list(MANIFEST_COLUMNS) + modalities].astype(DTYPES)
-    for column in ("id", "path", "sequence", "split"):
+    df = df[[*MANIFEST_COLUMNS, DIGEST, *modalities]].astype(DTYPES)
+    for column in ("id", "path", "sequence", "split", DIGEST):
         df[column] = df[column].astype(object)
     counts = df["split"].value_counts()
     meta = {

@@ -92,7 +92,7 @@ def render_frames(spec: Mapping[str, Any]):
 
 def run_demo(out_dir: str | Path, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Generate the demo dataset described by a dataset config entry into `out_dir` (atomically)."""
-    spec = validate_dataset(spec)
+    spec = validate_dataset(spec, stage="demo")
     if "demo" not in spec:
         raise EpeflowError("demo settings: the dataset spec has no `demo:` block; `epeflow demo` only generates "
                            "demo datasets")

@@ -226,7 +226,7 @@ def run_crops(
         "provenance": stamp(random_weights, device=str(device)),
     }
     log.info("shard %d of %d: frames %d..%d, %d crops on %s", shard, num_shards, start, stop - 1, rows, device)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, sweep=True) as tmp:
         group, writer = create_crop_store(tmp, rows, settings.chunk_size, attrs)
         extract_crops(frames, settings, model, device, writer, progress_desc=f"crops {shard}/{num_shards}")
         mark_complete(group, writer)

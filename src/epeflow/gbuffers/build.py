@@ -24,7 +24,7 @@ def run_gbuffers(
     """Write `out` for the frames of `manifest_path` as the dataset config entry `spec` asks."""
     manifest, meta = read_manifest_table(manifest_path)
     dataset = str(meta.get("dataset") or Path(manifest_path).parent.name)
-    settings = GBufferSettings.from_spec(validate_dataset(spec, dataset), dataset)
+    settings = GBufferSettings.from_spec(validate_dataset(spec, dataset, stage="gbuffers"), dataset)
     if manifest.empty:
         raise EpeflowError(f"{manifest_path} lists no frames; check the dataset's `images` / `filelist`")
     attrs = {"dataset": dataset}

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from epeflow import io
 from epeflow.artifacts.gbuffers import GBufferWriter, fingerprint
+from epeflow.artifacts.manifest import frame_digests
 from epeflow.common.device import select_device
 from epeflow.common.moments import Moments
 from epeflow.common.vgg16 import VGG16, build_vgg16
@@ -104,7 +105,8 @@ def compute_fake_gbuffers(
     weight_id = "random" if random_weights else str((weights or {}).get("path") or "hub:vgg16")
     fp = fingerprint(
         {"kind": "fake", "weights": weight_id, "stats_frames": settings.stats_frames,
-         "frames": [[p, int(h), int(w)] for p, (h, w) in zip(paths, sizes.tolist(), strict=True)]}
+         "frames": [[p, int(h), int(w), d]
+                    for p, (h, w), d in zip(paths, sizes.tolist(), frame_digests(manifest), strict=True)]}
     )
     writer = GBufferWriter(
         out, mode="fake", names=FAKE_NAMES, frame_sizes=sizes, stored_sizes=stored, fingerprint=fp, chunk=128

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from epeflow.artifacts.gbuffers import GBufferWriter, fingerprint
+from epeflow.artifacts.manifest import frame_digests
 from epeflow.common.moments import Moments
 from epeflow.errors import EpeflowError
 from epeflow.gbuffers.channels import default_names, select_channels
@@ -111,7 +112,8 @@ def import_real_gbuffers(
     log.info("G-buffer channels (%s): %s", settings.channels, ", ".join(layout.names))
     fp = fingerprint(
         {"kind": "real", "key": settings.key, "channels": layout.names, "index": layout.index.tolist(),
-         "frames": [[str(p), int(h), int(w)] for p, (h, w) in zip(paths, sizes.tolist(), strict=True)]}
+         "frames": [[str(p), int(h), int(w), d]
+                    for p, (h, w), d in zip(paths, sizes.tolist(), frame_digests(manifest), strict=True)]}
     )
     writer = GBufferWriter(
         out, mode="real", names=layout.names, frame_sizes=sizes, stored_sizes=sizes, fingerprint=fp, chunk=256

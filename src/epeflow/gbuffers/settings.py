@@ -1,4 +1,4 @@
-"""G-buffer settings taken from a dataset's config entry (the rule passes the whole entry as --spec)."""
+"""G-buffer settings from a dataset's config entry (the rule passes the part the gbuffers stage reads)."""
 
 from __future__ import annotations
 

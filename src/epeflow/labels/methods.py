@@ -54,7 +54,7 @@ def run_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike
     """Robust label maps for every frame of a manifest, by the dataset's `labels` method."""
     from epeflow.artifacts.manifest import load_manifest
 
-    spec = validate_dataset(spec)
+    spec = validate_dataset(spec, stage="labels")
     name = spec["labels"]
     frames, _ = load_manifest(manifest_path)
     setup = METHODS[name](spec, weights or {}, allow_random, threads)

@@ -226,7 +226,7 @@ def run_knn(
     }
     log.info("k-NN (%s, k=%d) of %d source crops among %d target crops", settings.index, settings.k, len(src), len(dst))
     missing = 0
-    with atomic_path(out) as tmp:
+    with atomic_path(out, sweep=True) as tmp:
         group, writer = create_knn_store(tmp, len(src), settings.k, min(chunk, max(1, len(src))), attrs)
         results = search_chunks(
             lambda: src.iter_chunks(chunk), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings

@@ -18,6 +18,7 @@ import numpy as np
 from epeflow.artifacts import checkpoints as ckpt
 from epeflow.artifacts.init_state import read_init_state
 from epeflow.artifacts.labels import read_labels_info
+from epeflow.artifacts.manifest import read_content_digest
 from epeflow.artifacts.matches import load_pairs
 from epeflow.artifacts.model import write_model
 from epeflow.artifacts.tensorboard import TrainingBoard
@@ -172,13 +173,16 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     inputs = {
         "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
         "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
-        "gbuffers": store.describe(), "src_labels": src_labels_info, "dst_labels": dst_labels_info,
+        "src_content": read_content_digest(src_manifest), "dst_content": read_content_digest(dst_manifest),
+        "gbuffers": {**store.describe(), "content": store.content},
+        "src_labels": src_labels_info, "dst_labels": dst_labels_info,
         "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
     }
     if init is not None:
         inputs["init_from"] = {"sha256": init_record["sha256"]}
     fp = ckpt.fingerprint(settings.fingerprinted(), inputs)
     if runtime.is_main:  # the others wait: claiming may move files aside
+        ckpt.lock(checkpoints)  # one training per checkpoint folder (an orphan of a killed Snakemake holds it)
         ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
     gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
@@ -241,4 +245,5 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
         write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), store.describe(),
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
+        ckpt.unlock(checkpoints)
     return state
