@@ -12,9 +12,9 @@ with visibly different tones from tile to tile (errors of about 0.1).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -30,9 +30,12 @@ from epeflow.enhance.tile_forward import (
     norm_depths,
 )
 from epeflow.enhance.tiles import Tile, blend_half_width, plan_tiles, tile_weights
+from epeflow.errors import EpeflowError
+from epeflow.log import progress
 from epeflow.models.ienet import IENet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIB = 2**20
 
@@ -230,6 +233,34 @@ class Enhancer:
                 out[:, r0:r1, c0:c1] += part * w
                 total[r0:r1, c0:c1] += w
         return (out / total).permute(1, 2, 0).numpy()
+
+
+def enhance_each(enhancer: Enhancer, items: Sequence[T], read: Callable[[T], FrameInputs],
+                 write: Callable[[T, np.ndarray], None], batch_size: int, desc: str = "enhance") -> None:
+    """Read, enhance and write `items` in batches with a progress bar. When reading one fails with an
+    EpeflowError, the frames read before it are still enhanced and written (a rerun keeps them)."""
+    pending: list[T] = []
+
+    def flush() -> None:
+        ready: list[FrameInputs] = []
+        failure: EpeflowError | None = None
+        for item in pending:
+            try:
+                ready.append(read(item))
+            except EpeflowError as e:
+                failure = e
+                break
+        for item, enhanced in zip(pending, enhancer(ready), strict=False):
+            write(item, enhanced)
+        pending.clear()
+        if failure is not None:
+            raise failure
+
+    for item in progress(items, desc, unit="frame"):
+        pending.append(item)
+        if len(pending) == batch_size:
+            flush()
+    flush()
 
 
 def to_png_array(enhanced: np.ndarray, bits: int) -> np.ndarray:

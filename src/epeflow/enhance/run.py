@@ -21,10 +21,9 @@ from epeflow.artifacts import enhanced as enhanced_files
 from epeflow.artifacts.gbuffers import normalize_gbuffers
 from epeflow.artifacts.manifest import read_manifest_table
 from epeflow.common.runtime import Runtime
-from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, to_png_array
+from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, enhance_each, to_png_array
 from epeflow.errors import EpeflowError
 from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
-from epeflow.log import progress
 from epeflow.models.ienet import IENet
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.weights import sha256_of
@@ -118,28 +117,10 @@ def run_enhance(
         gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
         return FrameInputs(image, gbuffers, materials_from_cityscapes(read_label(row.gt_label_path)))
 
-    def flush(rows: list[Any]) -> None:
-        """Enhance and write a batch; frames read before a bad one are still written, so a rerun keeps them."""
-        ready: list[FrameInputs] = []
-        failure: EpeflowError | None = None
-        for row in rows:
-            try:
-                ready.append(inputs(row))
-            except EpeflowError as e:
-                failure = e
-                break
-        for row, enhanced in zip(rows, enhancer(ready), strict=False):
-            write_png(enhanced_files.frame_path(partial, row.id), to_png_array(enhanced, settings.png_bits))
-        rows.clear()
-        if failure is not None:
-            raise failure
+    def write(row: Any, enhanced: np.ndarray) -> None:
+        write_png(enhanced_files.frame_path(partial, row.id), to_png_array(enhanced, settings.png_bits))
 
-    pending: list[Any] = []
-    for row in progress(todo, "enhance", unit="frame"):
-        pending.append(row)
-        if len(pending) == settings.batch_size:
-            flush(pending)
-    flush(pending)
+    enhance_each(enhancer, todo, inputs, write, settings.batch_size)
 
     index = pd.DataFrame({
         "frame": frames["frame"].to_numpy(np.int64),
