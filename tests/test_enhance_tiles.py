@@ -163,3 +163,21 @@ def test_memory_estimate_grows_with_pixels_and_batch():
     # at least the full-resolution input and a few feature maps of 8+ channels per pixel, float32
     assert large > 128 * 128 * (3 + 4 + 12 + 3 * 8) * 4
     assert 3.0 < (large - 0) / small < 4.5 and 1.7 < double / large < 2.05
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tiles_on_a_gpu_in_bf16_and_channels_last():
+    generator, frame = trained_like_generator(), street_like_frame()
+    runtime = Runtime.detect(True, "cuda")
+    assert runtime.amp
+    generator = runtime.prepare(generator)
+    whole = Enhancer(generator, runtime, EnhanceSettings.from_spec({}))
+    expected = whole([frame])[0]
+    budget = whole.forward_bytes(1, H, 90) / MIB
+    tiled = Enhancer(generator, runtime, EnhanceSettings.from_spec({"memory_mb": budget, "tile_overlap": 32}))
+    assert len(tiled.plan(H, W)) == 2
+    out = tiled([frame])[0]
+    assert np.abs(out - expected).max() < 2e-2  # bf16 rounds differently in tiles than in the whole frame
+    cpu = enhancer(trained_like_generator())([frame])[0]
+    assert np.abs(expected - cpu).mean() < 1e-2
