@@ -31,3 +31,15 @@ def test_foreign_files_are_named(tmp_path):
     torch.save({"format": "something/1"}, tmp_path / "other.pt")
     with pytest.raises(EpeflowError, match="not an epeflow model"):
         load_generator(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("gbuffers", [{}, {"channels": 2, "names": ["a", "b"], "mean": [0.0], "std": [1.0, 2.0]}])
+def test_a_model_without_gbuffer_metadata_is_refused_naming_the_file(tmp_path, gbuffers):
+    gen = IENet(IENetConfig(gbuffer_mode="all", gbuffer_channels=2, class_slices=(), num_stages=2, width=0.125))
+    write_model(tmp_path / "bare.pt", gen.state_dict(), gen.config.to_dict(), gbuffers, {}, stamp(False), {})
+    with pytest.raises(EpeflowError, match=r"bare\.pt has no usable G-buffer metadata"):
+        load_generator(tmp_path / "bare.pt")
+    # an image-only generator reads no G-buffers and needs none
+    img = IENet(IENetConfig(gbuffer_mode="img", gbuffer_channels=0, num_stages=2, width=0.125))
+    write_model(tmp_path / "img.pt", img.state_dict(), img.config.to_dict(), {}, {}, stamp(False), {})
+    assert load_generator(tmp_path / "img.pt")[0].config.gbuffer_mode == "img"

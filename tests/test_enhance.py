@@ -57,7 +57,8 @@ def test_enhances_the_test_split_with_an_index(trained, tmp_path):
     materials = materials_from_cityscapes(read_label(row["gt_label_path"]))
     expected = enhance_frame(generator, image, gbuffers, materials, Runtime.detect(False, "cpu"))
     written = read_image(out / f"{row['id']}.png")
-    assert written.shape == (36, 52, 3) and np.array_equal(written, expected)
+    # frames are batched (enhance.batch_size), and a batched convolution may round a last bit differently
+    assert written.shape == (36, 52, 3) and np.abs(written.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_a_rerun_keeps_finished_frames_of_the_same_model_only(trained, tmp_path):

@@ -77,6 +77,21 @@ def test_read_image_detects_truncation(tmp_path):
         io.read_image(tmp_path / "nope.png")
 
 
+def test_16_bit_pngs_keep_every_bit_and_read_as_8_bit_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 65536, (5, 7), dtype=np.uint16)
+    io.write_png(tmp_path / "g.png", grey)
+    with Image.open(tmp_path / "g.png") as im:  # Pillow reads 16-bit grey exactly
+        np.testing.assert_array_equal(np.asarray(im).astype(np.uint16), grey)
+    rgb = rng.integers(0, 65536, (6, 9, 3), dtype=np.uint16)
+    io.write_png(tmp_path / "rgb16.png", rgb)
+    with Image.open(tmp_path / "rgb16.png") as im:
+        assert im.size == (9, 6)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "rgb16.png"), (rgb >> 8).astype(np.uint8))
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        io.write_png(tmp_path / "f.png", rgb.astype(np.float32))
+
+
 def test_labels_round_trip_and_reject_rgb(tmp_path):
     lab = np.arange(24, dtype=np.uint8).reshape(4, 6)
     io.write_png(tmp_path / "l.png", lab)

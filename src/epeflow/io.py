@@ -14,7 +14,9 @@ import logging
 import os
 import re
 import shutil
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -232,13 +234,35 @@ def read_label(path: PathLike) -> np.ndarray:
 
 
 def write_png(path: PathLike, array: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
+    """Write a uint8 or uint16 (H, W) or (H, W, 3) array as an 8- or 16-bit PNG, atomically."""
     array = np.ascontiguousarray(array)
-    if array.dtype != np.uint8:
-        raise ValueError(f"write_png expects uint8, got {array.dtype}")
+    rgb_or_grey = array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)
+    if array.dtype not in (np.uint8, np.uint16) or not rgb_or_grey:
+        raise ValueError(f"write_png expects uint8 or uint16 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+        if array.dtype == np.uint8:
+            Image.fromarray(array).save(tmp, format="PNG")
+        else:
+            tmp.write_bytes(_png16(array))
+
+
+def _png16(array: np.ndarray) -> bytes:
+    """16-bit grey or RGB PNG bytes (Pillow writes 16 bits only for grey), rows with the `sub` filter."""
+    h, w = array.shape[:2]
+    channels = 1 if array.ndim == 2 else 3
+    raw = array.astype(">u2").view(np.uint8).reshape(h, w * channels * 2)  # big-endian samples
+    step = channels * 2  # bytes per pixel
+    sub = raw.copy()
+    sub[:, step:] = raw[:, step:] - raw[:, :-step]  # uint8 arithmetic wraps, as the filter wants
+    rows = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1)  # filter type 1 before each row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 0 if channels == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+            + chunk(b"IEND", b""))
 
 
 def safe_id(text: str) -> str:

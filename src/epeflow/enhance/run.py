@@ -1,4 +1,5 @@
-"""`epeflow enhance`: run the trained generator on whole held-out frames, one PNG per frame.
+"""`epeflow enhance` in the pipeline: the trained generator on held-out frames of the source dataset, one
+PNG per frame (whole frames when they fit `enhance.memory_mb`, else blended tiles: `engine`).
 
 Frames accumulate in `<out>.partial` (each PNG written atomically), so a killed job continues where it
 stopped; a marker with the model's digest makes sure frames of an older model are not mixed in. At the
@@ -20,10 +21,9 @@ from epeflow.artifacts import enhanced as enhanced_files
 from epeflow.artifacts.gbuffers import normalize_gbuffers
 from epeflow.artifacts.manifest import read_manifest_table
 from epeflow.common.runtime import Runtime
-from epeflow.config import validate_section
+from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, enhance_each, to_png_array
 from epeflow.errors import EpeflowError
 from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
-from epeflow.log import progress
 from epeflow.models.ienet import IENet
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.weights import sha256_of
@@ -44,7 +44,8 @@ def select_frames(manifest: pd.DataFrame, split: str, max_frames: int | None) ->
 def enhance_frame(
     generator: IENet, image: np.ndarray, gbuffers: np.ndarray, materials: np.ndarray, runtime: Runtime
 ) -> np.ndarray:
-    """(H, W, 3) uint8 frame, (C, H, W) normalised G-buffers, (12, H, W) materials -> (H, W, 3) uint8."""
+    """(H, W, 3) uint8 frame, (C, H, W) normalised G-buffers, (12, H, W) materials -> (H, W, 3) uint8, the
+    whole frame in one forward pass (what tiled enhancement is measured against)."""
     x = runtime.tensor(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 255)
     g = runtime.tensor(torch.from_numpy(np.ascontiguousarray(gbuffers, dtype=np.float32))[None])
     m = runtime.tensor(torch.from_numpy(np.ascontiguousarray(materials, dtype=np.float32))[None])
@@ -84,26 +85,27 @@ def run_enhance(
     from epeflow.common.taxonomy import materials_from_cityscapes
     from epeflow.models import load_generator
 
-    settings = validate_section("enhance", dict(spec), ("experiments", "<exp>", "enhance"))
+    settings = EnhanceSettings.from_spec(spec)
     model_path, out_dir = Path(model_path), Path(out_dir)
     generator, model = load_generator(model_path)
-    runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings["device"])
-    generator = runtime.prepare(generator)
+    runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
+    enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
     store = GBufferStore(gbuffers_path)
     check_gbuffers(model, store, model_path)
     mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
     std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
 
     manifest, _ = read_manifest_table(manifest_path)
-    frames = select_frames(manifest, settings["split"], settings["max_frames"])
+    frames = select_frames(manifest, settings.split, settings.max_frames)
     if frames.empty:
-        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings["split"])
+        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings.split)
     partial = partial_dir(out_dir)
     _claim_partial(partial, sha256_of(model_path))
     todo = [row for row in frames.itertuples(index=False) if not enhanced_files.frame_path(partial, row.id).exists()]
     log.info("enhancing %d of %d frames on %s (%d done before)", len(todo), len(frames), runtime.device,
              len(frames) - len(todo))
-    for row in progress(todo, "enhance", unit="frame"):
+
+    def inputs(row: Any) -> FrameInputs:
         if pd.isna(row.gt_label_path):
             raise EpeflowError(f"{manifest_path}: frame {row.frame} ({row.path}) has no ground-truth label; the "
                                "generator needs it for its material maps")
@@ -113,9 +115,12 @@ def run_enhance(
             raise EpeflowError(f"image {row.path} is {image.shape[0]}x{image.shape[1]}, but {manifest_path} says "
                                f"{size[0]}x{size[1]}; rerun the dataset's stages")
         gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
-        materials = materials_from_cityscapes(read_label(row.gt_label_path))
-        enhanced = enhance_frame(generator, image, gbuffers, materials, runtime)
-        write_png(enhanced_files.frame_path(partial, row.id), enhanced)
+        return FrameInputs(image, gbuffers, materials_from_cityscapes(read_label(row.gt_label_path)))
+
+    def write(row: Any, enhanced: np.ndarray) -> None:
+        write_png(enhanced_files.frame_path(partial, row.id), to_png_array(enhanced, settings.png_bits))
+
+    enhance_each(enhancer, todo, inputs, write, settings.batch_size)
 
     index = pd.DataFrame({
         "frame": frames["frame"].to_numpy(np.int64),
@@ -126,7 +131,8 @@ def run_enhance(
         "width": frames["width"].to_numpy(np.int64),
     })
     random_weights = any_random(marked_random(model), store.random_weights)
-    meta = stamp(random_weights, model=str(model_path), split=settings["split"], frames=len(index))
+    meta = stamp(random_weights, model=str(model_path), split=settings.split, frames=len(index),
+                 png_bits=settings.png_bits)
     enhanced_files.write_index(partial, index, meta)
     wanted = {f"{i}.png" for i in index["id"]}
     for extra in [p for p in partial.glob("*.png") if p.name not in wanted]:  # frames of an earlier selection
