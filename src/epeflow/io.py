@@ -201,18 +201,40 @@ def load_torch_file(path: PathLike, what: str, missing: str, unreadable: str) ->
         raise EpeflowError(f"{what} {path} cannot be read ({e}); {unreadable}") from e
 
 
+# Pillow's integer grey modes whose samples are 16 bits wide: `convert("RGB")` would clip them at 255
+# (a near-white frame), so they are scaled to 8 bits here instead.
+_WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
 def read_image(path: PathLike) -> np.ndarray:
-    """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them."""
+    """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them.
+
+    The one reader of frames: 16-bit images (grey or RGB) keep their look (the high byte of each sample),
+    floating-point or wider-than-16-bit images are refused rather than clipped.
+    """
     path = Path(path)
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in _WIDE_GREY_MODES:
+                return _wide_grey_to_rgb(np.asarray(im), path)
+            if im.mode == "F":
+                raise EpeflowError(f"image {path} holds floating-point samples; save frames as 8- or 16-bit "
+                                   "PNG or as JPEG")
             rgb = im.convert("RGB")
     except FileNotFoundError:
         raise EpeflowError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise EpeflowError(f"image {path} is corrupt or truncated ({e}); replace it or set on_bad_frame: skip") from e
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _wide_grey_to_rgb(grey: np.ndarray, path: Path) -> np.ndarray:
+    if grey.min(initial=0) < 0 or grey.max(initial=0) > 65535:
+        raise EpeflowError(f"image {path} holds samples outside 0..65535 (a 32-bit image); save frames as 8- or "
+                           "16-bit PNG or as JPEG")
+    eight = (grey.astype(np.uint32) >> 8).astype(np.uint8)  # (H, W), same scaling Pillow uses for 16-bit RGB
+    return np.repeat(eight[:, :, None], 3, axis=2)
 
 
 def read_label(path: PathLike) -> np.ndarray:
