@@ -23,7 +23,7 @@ from epeflow.artifacts.manifest import read_manifest_table
 from epeflow.common.runtime import Runtime
 from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, enhance_each, to_png_array
 from epeflow.errors import EpeflowError
-from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
+from epeflow.io import finalize_dir, partial_dir, read_image, write_png
 from epeflow.models.ienet import IENet
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.weights import sha256_of
@@ -82,7 +82,7 @@ def run_enhance(
 ) -> pd.DataFrame:
     """Enhance the configured split of the source dataset into `out_dir`; returns the index table."""
     from epeflow.artifacts.gbuffers import GBufferStore
-    from epeflow.common.taxonomy import materials_from_cityscapes
+    from epeflow.common.taxonomy import materials_from_cityscapes, read_cityscapes_label
     from epeflow.models import load_generator
 
     settings = EnhanceSettings.from_spec(spec)
@@ -115,7 +115,7 @@ def run_enhance(
             raise EpeflowError(f"image {row.path} is {image.shape[0]}x{image.shape[1]}, but {manifest_path} says "
                                f"{size[0]}x{size[1]}; rerun the dataset's stages")
         gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
-        return FrameInputs(image, gbuffers, materials_from_cityscapes(read_label(row.gt_label_path)))
+        return FrameInputs(image, gbuffers, materials_from_cityscapes(read_cityscapes_label(row.gt_label_path)))
 
     def write(row: Any, enhanced: np.ndarray) -> None:
         write_png(enhanced_files.frame_path(partial, row.id), to_png_array(enhanced, settings.png_bits))

@@ -264,7 +264,7 @@ class MatchedPairs(torch.utils.data.Dataset):
         return labels[r0:r1, c0:c1].astype(np.int64)
 
     def _materials(self, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        from epeflow.common.taxonomy import materials_from_cityscapes
+        from epeflow.common.taxonomy import check_cityscapes_ids, materials_from_cityscapes
 
         path = self.src.gt_label_paths[frame]
         if path is None:
@@ -274,7 +274,8 @@ class MatchedPairs(torch.utils.data.Dataset):
                 "`gt_label_dir` or give them in its file list"
             )
         r0, r1, c0, c1 = box
-        gt = self._checked(self.src, frame, read_label(path), path, "ground-truth label map")
+        gt = self._checked(self.src, frame, check_cityscapes_ids(read_label(path), path), path,
+                           "ground-truth label map")
         return materials_from_cityscapes(gt[r0:r1, c0:c1]).astype(np.float32, copy=False)  # (12, h, w)
 
 
