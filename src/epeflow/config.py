@@ -129,7 +129,10 @@ def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>", stage: str |
     if stage is not None:
         required = [k for k in load_schema()["definitions"]["dataset"].get("required", [])
                     if k in DATASET_STAGE_KEYS[stage]]
-    return validate_section("dataset", spec, ("datasets", name), required=required)
+    entry = validate_section("dataset", spec, ("datasets", name), required=required)
+    if "split" in entry and (problem := check_split(entry["split"], f"datasets.{name}.split")):
+        raise EpeflowError(f"invalid dataset settings:\n  {problem}")
+    return entry
 
 
 def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...],
@@ -178,6 +181,14 @@ def check_crop_fits_vgg(crops: Mapping[str, Any], where: str) -> str | None:
     return None
 
 
+def check_split(split: Mapping[str, Any], where: str) -> str | None:
+    """Validation and test fractions must leave frames to train on; the problem, or None."""
+    if split["val"] + split["test"] >= 1:
+        return (f"config key `{where}`: val + test = {split['val']} + {split['test']} = "
+                f"{split['val'] + split['test']:g} leaves no frames for training; keep the sum below 1")
+    return None
+
+
 def _cross_check(cfg: dict[str, Any]) -> None:
     """Checks a schema cannot express well, with messages that say what to change."""
     problems: list[str] = []
@@ -205,6 +216,8 @@ def _cross_check(cfg: dict[str, Any]) -> None:
                 f"config key `datasets.{name}.gt_label_dir`: synthetic datasets need ground-truth labels "
                 "(Cityscapes ids) for the generator's material maps; set it or give them in a `filelist`"
             )
+        if problem := check_split(ds["split"], f"datasets.{name}.split"):
+            problems.append(problem)
         crops = ds["crops"]
         if problem := check_crop_fits_vgg(crops, f"datasets.{name}.crops"):
             problems.append(problem)
