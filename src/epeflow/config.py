@@ -107,9 +107,11 @@ def _method(entry: Mapping[str, Any], stage: str) -> str | None:
 
 def dataset_stage_settings(entry: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The part of a (validated) dataset entry that `stage` reads; the `crop_stats` part is the crops
-    section's `stats_frames` and `seed`, the `crops` part the whole crops section."""
+    section's `stats_frames` and `seed`, plus `size` (crop statistics check that every frame fits a crop, the
+    first stage after the manifest that can: a size change reruns the crops anyway), the `crops` part the
+    whole crops section."""
     if stage == "crop_stats":
-        return {k: entry["crops"][k] for k in ("stats_frames", "seed")}
+        return {k: entry["crops"][k] for k in ("stats_frames", "seed", "size")}
     if stage == "crops":
         return dict(entry["crops"])
     unused = _UNUSED_BY_METHOD.get((stage, _method(entry, stage)), ())
