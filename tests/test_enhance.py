@@ -126,3 +126,14 @@ def test_enhance_frame_handles_any_size():
                         Runtime.detect(False, "cpu"))
     assert out.shape == (13, 21, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - image.astype(int)).max() <= 3  # a fresh generator is nearly the identity
+
+
+def test_a_split_without_frames_is_an_error_naming_dataset_and_split(trained, tmp_path):
+    exp, (model, _) = trained
+    manifest, meta = read_table(exp.src_manifest)
+    manifest["split"] = "train"  # no test frames left
+    write_table(tmp_path / "manifest.parquet", manifest, meta)
+    with pytest.raises(EpeflowError, match=rf"dataset {meta['dataset']!r} .* has no frames in split 'test' "
+                                           rf"\(it has: train {len(manifest)}\)"):
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, tmp_path / "out", {})
+    assert not (tmp_path / "out").exists()

@@ -87,6 +87,16 @@ def run_enhance(
 
     settings = EnhanceSettings.from_spec(spec)
     model_path, out_dir = Path(model_path), Path(out_dir)
+    manifest, manifest_meta = read_manifest_table(manifest_path)
+    frames = select_frames(manifest, settings.split, settings.max_frames)
+    if frames.empty:  # an empty result would look like success and be evaluated on nothing
+        counts = ", ".join(f"{k} {v}" for k, v in manifest["split"].value_counts().sort_index().items())
+        name = manifest_meta.get("dataset", "<dataset>")
+        raise EpeflowError(
+            f"dataset {name!r} ({manifest_path}) has no frames in split {settings.split!r} (it has: "
+            f"{counts or 'no frames'}); set config key `enhance.split` to a split with frames, or give the "
+            f"dataset a test split (`datasets.{name}.split.test`)"
+        )
     generator, model = load_generator(model_path)
     runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
     enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
@@ -95,10 +105,6 @@ def run_enhance(
     mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
     std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
 
-    manifest, _ = read_manifest_table(manifest_path)
-    frames = select_frames(manifest, settings.split, settings.max_frames)
-    if frames.empty:
-        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings.split)
     partial = partial_dir(out_dir)
     _claim_partial(partial, sha256_of(model_path))
     todo = [row for row in frames.itertuples(index=False) if not enhanced_files.frame_path(partial, row.id).exists()]
