@@ -32,6 +32,18 @@ def test_a_bad_key_in_an_overlay_is_one_message_naming_the_file_and_key(work):
     _short_and_clean(run.stderr)
 
 
+def test_invalid_yaml_in_the_workflow_config_names_the_file_and_line(work, tmp_path):
+    broken = tmp_path / "wf"
+    copy_workflow(broken)
+    text = (broken / "config" / "config.yaml").read_text().splitlines()
+    text[3] = "\tbad: 1"  # line 4: a tab YAML does not allow
+    (broken / "config" / "config.yaml").write_text("\n".join(text) + "\n")
+    run = snakemake(broken, "-n")
+    assert run.returncode == 1
+    assert "epeflow: error: config file config/config.yaml, line 4, column 1: not valid YAML" in run.stderr, run.stderr
+    _short_and_clean(run.stderr)
+
+
 def test_read_yaml_file_and_key_origin(tmp_path):
     (tmp_path / "a.yaml").write_text("experiments:\n  demo: {knn: {k: 3}}\n")
     (tmp_path / "b.yaml").write_text("experiments:\n  demo:\n    knn: {k: 0}\n")
