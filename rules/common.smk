@@ -3,7 +3,7 @@ import json
 from functools import cache
 
 from epeflow.config import dataset_stage_settings, dataset_stage_weights
-from epeflow.workflow_config import exit_on_error, validate_workflow_config
+from epeflow.workflow_config import config_entry, exit_on_error, validate_workflow_config
 
 # Fill defaults and cross-check datasets / experiments: an error is one short message naming the config
 # file(s) and key, not a traceback.
@@ -25,11 +25,14 @@ def as_json(obj):
 
 
 def dataset(name):
-    return config["datasets"][name]
+    """A dataset's config entry; a name not in the config (a target typo) stops with the defined names."""
+    with exit_on_error():
+        return config_entry(config, "datasets", name)
 
 
 def experiment(wildcards):
-    return config["experiments"][wildcards.exp]
+    with exit_on_error():
+        return config_entry(config, "experiments", wildcards.exp)
 
 
 def dataset_path(role, artifact):

@@ -54,3 +54,17 @@ def test_read_yaml_file_and_key_origin(tmp_path):
     assert key_origin("datasets.x", files) is None
     with pytest.raises(EpeflowError, match=r"config file .*tab.yaml, line 2, column 1: not valid YAML"):
         read_yaml_file(tmp_path / "tab.yaml")
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("results/s2rr/model.pt", "no experiment named 's2rr' in the config (results/<experiment>/...); experiments "
+                              "defined: demo, pfd2cs"),
+    ("results/datasets/cityscap/manifest.parquet", "no dataset named 'cityscap' in the config "
+                                                   "(results/datasets/<dataset>/...); did you mean 'cityscapes'?"),
+])
+def test_a_target_typo_lists_the_known_names_instead_of_a_key_error(work, target, message):
+    run = snakemake(work, "-n", target)
+    assert run.returncode == 1
+    assert f"epeflow: error: {message}" in run.stderr, run.stderr
+    assert "KeyError" not in run.stderr + run.stdout
+    _short_and_clean(run.stderr)

@@ -10,10 +10,11 @@ which Snakemake passes through without adding its own traceback.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,24 @@ def validate_workflow_config(config: dict[str, Any], files: Sequence[str | Path]
             named.append(line.replace(match.group(0), f"{match.group(0)} (in {origin})", 1) if origin else line)
         listed = ", ".join(map(str, files)) or "no config file"
         raise EpeflowError("\n  ".join([f"{lines[0].rstrip(':')} ({listed}):", *(n.strip() for n in named)])) from None
+
+
+_TARGETS = {"experiments": "results/<experiment>/...", "datasets": "results/datasets/<dataset>/..."}
+
+
+def config_entry(config: Mapping[str, Any], section: str, name: str) -> Any:
+    """`config[section][name]` for a name taken from a target path; an unknown name (a typo in the target)
+    is an error listing the names the config defines, the closest first."""
+    entries = config[section]
+    if name in entries:
+        return entries[name]
+    kind = section.rstrip("s")
+    close = difflib.get_close_matches(name, list(entries), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise EpeflowError(
+        f"no {kind} named {name!r} in the config ({_TARGETS[section]}); {hint}{section} defined: "
+        f"{', '.join(sorted(entries)) or 'none'}"
+    )
 
 
 def _shown(path: str | Path) -> str:
