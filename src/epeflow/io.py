@@ -9,6 +9,7 @@ therefore does not delete before a rerun.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -35,6 +36,35 @@ _META_KEY = b"epeflow"
 
 log = logging.getLogger(__name__)
 _TMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def real_path(path: PathLike) -> str:
+    """`path` with every temporary component of `atomic_path` (`.name.tmp-<pid>-<hex>`) replaced by the
+    output it becomes, so messages name the file the user asked for, not a hidden temporary."""
+    parts = [m["name"] if (m := _TMP_NAME.match(part)) else part for part in Path(path).parts]
+    return str(Path(*parts)) if parts else str(path)
+
+
+# Errors of the machine rather than of the code: the message names the output and what to do, no traceback.
+_SYSTEM_ERRORS = {
+    errno.ENOSPC: "free disk space (or point the output at a bigger disk) and rerun",
+    errno.EDQUOT: "free space within your disk quota and rerun",
+    errno.EFBIG: "the file is larger than this system allows (ulimit -f); raise the limit and rerun",
+    errno.EACCES: "make the folder writable (or readable) for you and rerun",
+    errno.EPERM: "make the folder writable for you and rerun",
+    errno.EROFS: "the disk is mounted read-only: write the outputs elsewhere and rerun",
+}
+
+
+def system_error_message(error: OSError) -> str | None:
+    """One line for a disk-full / permission / read-only error, naming the real path; None for other errors."""
+    hint = _SYSTEM_ERRORS.get(error.errno) if error.errno is not None else None
+    if hint is None:
+        return None
+    reason = error.strerror or str(error)
+    where = real_path(error.filename) if error.filename else "an output"
+    verb = "cannot access" if error.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+    return f"{verb} {where}: {reason} ({errno.errorcode.get(error.errno, error.errno)}); {hint}"
 
 
 def _tmp_sibling(final: Path) -> Path:
@@ -98,6 +128,11 @@ def atomic_path(final: PathLike, sweep: bool = False) -> Iterator[Path]:
         if final.exists():
             _remove(final)
         os.replace(tmp, final)
+    except OSError as e:
+        _remove(tmp)
+        if e.errno in _SYSTEM_ERRORS and not e.filename:  # e.g. a full disk under PIL or zarr: name the output
+            raise OSError(e.errno, e.strerror or str(e), str(final)) from e
+        raise
     except BaseException:
         _remove(tmp)
         raise
