@@ -233,7 +233,20 @@ def load_torch_file(path: PathLike, what: str, missing: str, unreadable: str) ->
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for foreign or truncated files
-        raise EpeflowError(f"{what} {path} cannot be read ({e}); {unreadable}") from e
+        raise EpeflowError(f"{what} {path} {_torch_file_state(path)}: not a readable torch checkpoint "
+                           f"({type(e).__name__}: {e}); {unreadable}") from e
+
+
+def _torch_file_state(path: Path) -> str:
+    """What is wrong with a file torch cannot load, as far as its bytes tell: empty, cut short, or foreign."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes: its writer was stopped before writing anything)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":  # torch.save's zip container without its end: a copy or write cut short
+        return f"is truncated ({size} bytes, the end of the archive is missing)"
+    return "cannot be read"
 
 
 # Pillow's integer grey modes whose samples are 16 bits wide: `convert("RGB")` would clip them at 255
