@@ -35,6 +35,14 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Rules log to files; on a failure, print the error line of each failed job's log (not only "check log").
+from epeflow.failed_jobs import print_failures
+
+
+onerror:
+    print_failures(log)
+
+
 rule all:
     input:
         default_targets(),
