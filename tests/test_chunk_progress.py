@@ -122,3 +122,33 @@ def test_a_record_of_another_format_or_a_broken_one_starts_fresh(tmp_path, caplo
     with caplog.at_level(logging.INFO):
         assert ChunkProgress(out, {"a": 1}, "test store").start() == 0
     assert "starting fresh" in caplog.text
+
+
+def test_killed_evaluate_reuses_the_feature_sets_it_finished(tmp_path, hub_dir, monkeypatch, caplog):
+    from eval_fixtures import make_experiment
+
+    from epeflow.config import validate_section
+    from epeflow.metrics.evaluate import run_evaluate
+
+    exp = make_experiment(tmp_path)
+    settings = validate_section("evaluate", {"kid_subsets": 5, "kid_subset_size": 4, "metrics": ["kid_vgg"],
+                                             "real_split": "train"}, ("test",))
+    cache = tmp_path / "metrics.json.partial"
+
+    def evaluate(**overrides):
+        return run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, {**settings, **overrides}, {}, True,
+                            "demo", feature_cache=cache)["metrics"]
+
+    expected = run_evaluate(exp.enhanced, exp.src_manifest, exp.dst_manifest, settings, {}, True, "demo")["metrics"]
+    monkeypatch.setenv(STOP_AFTER_ENV, "2")
+    with pytest.raises(StoppedForTest):
+        evaluate()
+    monkeypatch.delenv(STOP_AFTER_ENV)
+    assert len(list(cache.glob("*.npy"))) == 2
+    with caplog.at_level(logging.INFO):
+        assert evaluate() == expected
+    assert caplog.text.count("reusing the") == 2
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        evaluate(short_side=32)
+    assert "reusing the" not in caplog.text and "recomputing" in caplog.text

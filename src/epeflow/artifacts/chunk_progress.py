@@ -63,7 +63,8 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
     return keys
 
 
-def _stop_after() -> int | None:
+def stop_after() -> int | None:
+    """N of the `EPEFLOW_STOP_AFTER_CHUNKS` test hook, None when it is not set."""
     value = os.environ.get(STOP_AFTER_ENV)
     if not value:
         return None
@@ -85,7 +86,7 @@ class ChunkProgress:
         self.fingerprint = json.loads(json.dumps(dict(fingerprint), sort_keys=True, default=str))
         self.what = what
         self.done = 0
-        self._stop_after = _stop_after()
+        self._stop_after = stop_after()
         self._done_here = 0
 
     def start(self) -> int:
