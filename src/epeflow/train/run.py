@@ -44,7 +44,7 @@ from epeflow.train.loop import (
 from epeflow.train.settings import TrainSettings
 from epeflow.train.stop import stop_on_signals
 from epeflow.train.watch import Watch
-from epeflow.weights import sha256_of
+from epeflow.weights import sha256_of, weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
         "src_content": read_content_digest(src_manifest), "dst_content": read_content_digest(dst_manifest),
         "gbuffers": {**store.describe(), "content": store.content},
         "src_labels": src_labels_info, "dst_labels": dst_labels_info,
-        "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
+        # sha256 of the weight files used (None: random); LPIPS runs on a VGG16 trunk even without a VGG16 judge
+        "pretrained": {name: weights_sha256(name, weights.get(name), allow_random) for name in ("vgg16", "lpips")},
     }
     if init is not None:
         inputs["init_from"] = {"sha256": init_record["sha256"]}
