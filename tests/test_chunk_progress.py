@@ -89,8 +89,9 @@ def test_changed_frame_contents_start_fresh(data, tmp_path, monkeypatch, caplog)
     assert "changed: frames" in caplog.text
 
 
-def test_killed_knn_resumes_to_the_same_bytes(data, tmp_path, monkeypatch, caplog):
-    spec = {"k": 3, "index": "flat", "chunk_size": 4}
+@pytest.mark.parametrize("index", ["flat", "ivf"])
+def test_killed_knn_resumes_to_the_same_bytes(data, tmp_path, monkeypatch, caplog, index):
+    spec = {"k": 3, "index": index, "chunk_size": 4, "nlist": 2}  # IVF: the index is rebuilt from its seed
     full, out = tmp_path / "full.zarr", tmp_path / "knn.zarr"
     run_knn(data["full"], data["full"], full, spec)
     monkeypatch.setenv(STOP_AFTER_ENV, "2")
