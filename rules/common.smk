@@ -2,7 +2,7 @@
 import json
 from functools import cache
 
-from epeflow.config import dataset_stage_settings, dataset_stage_weights, validate_config
+from epeflow.config import dataset_stage_settings, dataset_stage_weights, may_have_gt_labels, validate_config
 
 # Fill defaults and cross-check datasets / experiments (errors name the config key).
 config.update(validate_config(config))
@@ -88,8 +88,28 @@ def crop_shards(wildcards):
 
 
 def gbuffers_input(wildcards):
-    """G-buffer store of an experiment's source dataset."""
+    """G-buffer store of an experiment's source dataset; none for an image-only generator (`train.image_only`,
+    implied by `gbuffers: none`)."""
+    if experiment(wildcards)["train"]["image_only"]:
+        return []
     return f"results/datasets/{experiment(wildcards)['source']}/gbuffers.zarr"
+
+
+def materials_labels_input(wildcards):
+    """The source's robust labels where they give the generator its materials: a dataset without GT labels
+    and a generator that reads materials (not image-only)."""
+    exp = experiment(wildcards)
+    if exp["train"]["image_only"] or may_have_gt_labels(dataset(exp["source"])):
+        return []
+    return f"results/datasets/{exp['source']}/labels"
+
+
+def gbuffers_flag(wildcards, input):
+    return f"--gbuffers {input.gbuffers}" if input.gbuffers else ""
+
+
+def materials_labels_flag(wildcards, input):
+    return f"--robust-labels {input.labels}" if input.labels else ""
 
 
 def train_init_input(wildcards):

@@ -3,6 +3,7 @@ rule enhance:
         model="results/{exp}/model.pt",
         manifest=dataset_path("source", "manifest.parquet"),
         gbuffers=gbuffers_input,
+        labels=materials_labels_input,
     output:
         directory("results/{exp}/enhanced"),
     log:
@@ -11,6 +12,8 @@ rule enhance:
         "benchmarks/enhance/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
+        gbuffers=lambda wc, input: input.gbuffers or "-",  # `-`: an image-only generator
+        labels=materials_labels_flag,
     threads: 4
     resources:
         mem_mb=16000,
@@ -19,5 +22,5 @@ rule enhance:
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
+        "epeflow enhance {input.model} {input.manifest} {params.gbuffers} {output} {params.labels} "
         "--spec {params.spec:q} --threads {threads} &> {log}"

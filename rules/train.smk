@@ -19,6 +19,7 @@ rule train:
         weights=weights_json("vgg16", "lpips"),
         random=experiment_random_flag,
         checkpoints="results/{exp}/checkpoints",
+        gbuffers=gbuffers_flag,
         tensorboard="results/{exp}/tb",
         launcher=train_launcher,
         torch_threads=train_threads,
@@ -37,6 +38,6 @@ rule train:
         # exec: the signal reaches epeflow (or torchrun) itself, not a shell that would die of it first
         "exec {params.launcher} epeflow train --src-manifest {input.src_manifest} "
         "--dst-manifest {input.dst_manifest} --src-labels {input.src_labels} --dst-labels {input.dst_labels} "
-        "--gbuffers {input.gbuffers} --matches {input.matches} --pair-weights {input.weights} "
+        "{params.gbuffers} --matches {input.matches} --pair-weights {input.weights} "
         "--checkpoints {params.checkpoints} --out {output} --tensorboard {params.tensorboard} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {params.torch_threads} &> {log}"

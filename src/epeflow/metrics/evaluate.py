@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from epeflow.artifacts.feature_cache import FeatureCache
 from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
@@ -210,12 +211,14 @@ def run_evaluate(
     device: torch.device | None = None,
     labels: tuple[Path, Path] | None = None,
     scratch: Path | None = None,
+    feature_cache: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics.json document of one experiment (`settings`: its validated `evaluate` section).
 
     `labels`: the labels folders of the source and the target dataset, which sKVD and cKVD need;
     `scratch`: where the colour-transferred baseline frames are written meanwhile (default: the system's
-    temporary folder); they are deleted when the metrics are done.
+    temporary folder); they are deleted when the metrics are done. `feature_cache`: a folder that keeps each
+    frame set's VGG16 features, so a rerun after a kill reuses the sets already done (the caller removes it).
     """
     settings = dict(settings)
     frames = collect_frames(
@@ -225,7 +228,8 @@ def run_evaluate(
     device = device or select_device(settings["device"])
     check_kid_subset_size(settings, len(frames.enhanced), len(frames.real))
     with tempfile.TemporaryDirectory(prefix=".colour_transfer-", dir=scratch) as tmp:
-        ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels, Path(tmp))
+        ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels, Path(tmp),
+                          FeatureCache(feature_cache) if feature_cache is not None else None)
         metrics = run_metrics(ctx, list(settings["metrics"]))
     random = bool(ctx.random_models) or frames.enhanced_random
     doc: dict[str, Any] = {
