@@ -2,10 +2,16 @@
 import json
 from functools import cache
 
-from epeflow.config import dataset_stage_settings, dataset_stage_weights, may_have_gt_labels, validate_config
+from epeflow.config import dataset_stage_settings, dataset_stage_weights, may_have_gt_labels
+from epeflow.workflow_config import config_entry, exit_on_error, validate_workflow_config
 
-# Fill defaults and cross-check datasets / experiments (errors name the config key).
-config.update(validate_config(config))
+# Fill defaults and cross-check datasets / experiments: an error is one short message naming the config
+# file(s) and key, not a traceback.
+_OVERLAYS = [str(f) for f in workflow.overwrite_configfiles]
+with exit_on_error():
+    config.update(validate_workflow_config(
+        config, [f for f in map(str, workflow.configfiles) if f not in _OVERLAYS] + _OVERLAYS
+    ))
 
 
 wildcard_constraints:
@@ -19,11 +25,14 @@ def as_json(obj):
 
 
 def dataset(name):
-    return config["datasets"][name]
+    """A dataset's config entry; a name not in the config (a target typo) stops with the defined names."""
+    with exit_on_error():
+        return config_entry(config, "datasets", name)
 
 
 def experiment(wildcards):
-    return config["experiments"][wildcards.exp]
+    with exit_on_error():
+        return config_entry(config, "experiments", wildcards.exp)
 
 
 def dataset_path(role, artifact):

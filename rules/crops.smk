@@ -8,7 +8,8 @@ rule crop_stats:
     benchmark:
         "benchmarks/crop_stats/{ds}.tsv"
     params:
-        spec=dataset_settings("crop_stats"),
+        spec=dataset_settings("crop_stats"),  # includes crops.size: every frame must fit a crop
+    priority: 10  # cheap, and it refuses frames smaller than the crop before hours of labels or G-buffers
     threads: 4
     resources:
         mem_mb=4000,
