@@ -29,6 +29,7 @@ from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_sh
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
 from epeflow.metrics.swd import swd_lab_many, swd_many
+from epeflow.metrics.temporal import tlp_metric, tof_metric
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "swd_lab": swd_lab_colours,
     "skvd": skvd_metric,
     "ckvd": ckvd_metric,
+    "tof": tof_metric,
+    "tlp": tlp_metric,
 }
 
 
