@@ -23,6 +23,7 @@ from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
 from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.consistency import semantic_consistency_metric
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
@@ -165,6 +166,7 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "ckvd": ckvd_metric,
     "tof": tof_metric,
     "tlp": tlp_metric,
+    "semantic_consistency": semantic_consistency_metric,
 }
 
 
