@@ -6,7 +6,12 @@ rule evaluate:
         src_labels=dataset_path("source", "labels"),
         dst_labels=dataset_path("target", "labels"),
     output:
-        "results/{exp}/metrics.json",
+        report(
+            "results/{exp}/metrics.json",
+            caption="../workflow/report/metrics.rst",
+            category="Evaluation",
+            labels={"experiment": "{exp}", "file": "metrics.json"},
+        ),
     log:
         "logs/evaluate/{exp}.log",
     benchmark:
