@@ -8,7 +8,12 @@ rule report_html:
         preview="results/{exp}/matching/preview.png",
         distances="results/{exp}/matching/distances.png",
     output:
-        report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
+        report(
+            "results/{exp}/report.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+            labels={"experiment": "{exp}", "file": "report.html"},
+        ),
     log:
         "logs/report/{exp}.log",
     threads: 1
