@@ -11,13 +11,11 @@ rule enhance:
         "benchmarks/enhance/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
-    threads: 4
+    threads: stage_threads("enhance")
     resources:
-        mem_mb=16000,
-        runtime=6 * 60,
-        gpu=1,
+        **stage_resources("enhance", frames=enhance_frames, need_gpus=gpus_unless_cpu("enhance")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
+        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
         "--spec {params.spec:q} --threads {threads} &> {log}"

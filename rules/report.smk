@@ -11,10 +11,9 @@ rule report_html:
         report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
     log:
         "logs/report/{exp}.log",
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
