@@ -10,15 +10,13 @@ rule knn:
         "benchmarks/knn/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["knn"]),
-    threads: 8
+    threads: stage_threads("knn")
     resources:
-        mem_mb=32000,
-        runtime=6 * 60,
-        gpu=lambda wc: 0 if experiment(wc)["knn"]["device"] == "cpu" else 1,
+        **stage_resources("knn", frames=knn_frames, need_gpus=gpus_unless_cpu("knn")),
     conda:
         "../envs/faiss.yaml"
     shell:
-        "epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
+        "epeflow on-gpus {resources.gpu} -- epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
 
 
 rule filter_matches:
@@ -34,10 +32,9 @@ rule filter_matches:
         "benchmarks/filter/{exp}.tsv"
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -54,10 +51,9 @@ rule sampling_weights:
         "logs/weights/{exp}.log",
     benchmark:
         "benchmarks/weights/{exp}.tsv"
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -77,10 +73,9 @@ rule match_preview:
         "logs/match_preview/{exp}.log",
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:

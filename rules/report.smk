@@ -16,10 +16,9 @@ rule report_html:
         ),
     log:
         "logs/report/{exp}.log",
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
