@@ -47,6 +47,7 @@ rule filter_matches:
 rule sampling_weights:
     input:
         matches="results/{exp}/matching/matches.parquet",
+        crops=dataset_path("source", "crops.zarr"),
         manifest=dataset_path("source", "manifest.parquet"),
     output:
         "results/{exp}/matching/weights.parquet",
@@ -61,7 +62,7 @@ rule sampling_weights:
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow weights {input.matches} {input.manifest} {output} &> {log}"
+        "epeflow weights {input.matches} {input.crops} {input.manifest} {output} &> {log}"
 
 
 rule match_preview:
@@ -70,6 +71,8 @@ rule match_preview:
         knn="results/{exp}/matching/knn.zarr",
         src=dataset_path("source", "manifest.parquet"),
         dst=dataset_path("target", "manifest.parquet"),
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
         grid=report("results/{exp}/matching/preview.png", caption="../workflow/report/preview.rst", category="Matching"),
         hist=report("results/{exp}/matching/distances.png", caption="../workflow/report/distances.rst", category="Matching"),
@@ -84,5 +87,6 @@ rule match_preview:
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --grid {output.grid} "
+        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} --grid {output.grid} "
         "--hist {output.hist} --max-dist {params.max_dist} &> {log}"

@@ -59,7 +59,8 @@ def test_empty_slots_are_left_out_of_the_histogram(matched):
 def test_preview_writes_both_pictures(matched):
     root = matched["root"]
     grid, hist = root / "preview.png", root / "distances.png"
-    run_preview(matched["matches"], matched["knn"], matched["syn"][0], matched["real"][0], grid, hist, 1.0, pairs=4)
+    run_preview(matched["matches"], matched["knn"], matched["syn"][0], matched["real"][0], matched["syn"][1],
+                matched["real"][1], grid, hist, 1.0, pairs=4)
     with Image.open(grid) as g, Image.open(hist) as h:
         assert g.format == h.format == "PNG"
         assert g.size[1] > g.size[0]  # one row per pair
@@ -76,6 +77,8 @@ def test_no_pairs_is_an_error(matched):
             matched["knn"],
             matched["syn"][0],
             matched["real"][0],
+            matched["syn"][1],
+            matched["real"][1],
             root / "g.png",
             root / "h.png",
             1.0,

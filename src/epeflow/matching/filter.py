@@ -14,14 +14,13 @@ import pandas as pd
 
 from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.knn import KnnStore
-from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, write_matches
+from epeflow.artifacts.matches import MATCH_COLUMNS, write_matches
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike
 from epeflow.log import progress
 from epeflow.provenance import any_random, stamp
 
 log = logging.getLogger(__name__)
-
 
 
 def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
@@ -41,37 +40,24 @@ def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> tuple[
     return rows, flat.astype(np.int16)
 
 
-def _take_rows(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """table[idx] by np.take along rows (a single pass, unlike one fancy index a column)."""
-    return np.asarray(table).take(idx, axis=0)
-
-
 def gather_matches(
-    rows: np.ndarray,
-    ranks: np.ndarray,
-    index: np.ndarray,
-    dist: np.ndarray,
-    src_frame: np.ndarray,
-    src_box: np.ndarray,
-    dst_frame: np.ndarray,
-    dst_box: np.ndarray,
-    row_offset: int = 0,
+    rows: np.ndarray, ranks: np.ndarray, index: np.ndarray, dist: np.ndarray, row_offset: int = 0
 ) -> dict[str, np.ndarray]:
     """Columns of matches.parquet for the selected pairs of a block of k-NN rows starting at `row_offset`.
 
-    Box columns are column views of one row gather per side (n, 4); nothing is copied to reach the
-    contract dtypes when the stores already hold them (int32 frames and boxes, float32 distances).
+    Two gathers from the (rows, k) grid (target crop, distance); boxes are not copied here, they stay in
+    the crop stores (`artifacts.matches.pair_boxes`). Nothing is copied to reach the contract dtypes when
+    the store already holds them (int64 index, float32 distances).
     """
     flat = np.multiply(rows, dist.shape[1], dtype=np.int64)  # (n,) positions in the block's (rows, k) grid
     flat += ranks
     src = np.add(rows, row_offset, dtype=np.int64) if row_offset else rows
-    dst = np.asarray(index).reshape(-1).take(flat)
-    src_boxes, dst_boxes = _take_rows(src_box, src), _take_rows(dst_box, dst)  # (n, 4) each
-    cols: dict[str, np.ndarray] = {"src_crop": src, "src_frame": _take_rows(src_frame, src)}
-    cols.update({f"src_{b}": src_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dst_crop": dst, "dst_frame": _take_rows(dst_frame, dst)})
-    cols.update({f"dst_{b}": dst_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dist": np.asarray(dist).reshape(-1).take(flat), "rank": ranks})
+    cols = {
+        "src_crop": src,
+        "dst_crop": np.asarray(index).reshape(-1).take(flat),
+        "dist": np.asarray(dist).reshape(-1).take(flat),
+        "rank": ranks,
+    }
     return {name: cols[name].astype(dtype, copy=False) for name, dtype in MATCH_COLUMNS.items()}
 
 
@@ -115,7 +101,8 @@ def check_knn_fits(knn: KnnStore, src: CropStore, dst: CropStore) -> None:
 
 
 def filter_matches(knn: KnnStore, src: CropStore, dst: CropStore, max_dist: float) -> pd.DataFrame:
-    """matches.parquet rows for k-NN pairs closer than `max_dist`, block by block over source crops."""
+    """matches.parquet rows for k-NN pairs closer than `max_dist`, block by block over source crops (the crop
+    stores are only checked: their boxes are not copied into the table)."""
     check_knn_fits(knn, src, dst)
     blocks = []
     for start, index, dist in progress(knn.iter_chunks(), "filter", total=-(-len(knn) // knn.chunk_rows), unit="chunk"):
@@ -124,7 +111,7 @@ def filter_matches(knn: KnnStore, src: CropStore, dst: CropStore, max_dist: floa
                 f"{knn.path} points at target crop {index.max()} but {dst.path} has {len(dst)}; rerun `epeflow knn`"
             )
         rows, ranks = select_pairs(index, dist, max_dist)
-        blocks.append(gather_matches(rows, ranks, index, dist, src.frame, src.box, dst.frame, dst.box, start))
+        blocks.append(gather_matches(rows, ranks, index, dist, start))
     return matches_frame(blocks)
 
 
