@@ -3,7 +3,7 @@
 The reference (epe/matching/filter.py, load_and_filter_matching_crops) takes
 `np.nonzero(dist < max_dist)` and then, pair by pair in Python, looks up the source crop row and the
 neighbour's target crop row and appends both to lists. Ours selects the same pairs (`select_pairs`, same
-row-major order) and gathers the thin table's columns (crop ids, distance, rank) with fancy indexing
+row-major order) and gathers the thin table's columns (crop ids, distance) with fancy indexing
 (`gather_matches`), block by block of k-NN rows in the pipeline; frames and boxes stay in the crop stores and
 consumers join them (`artifacts.matches.pair_boxes`, timed as its own row). Output must be identical: same
 pairs, same order, same frames and boxes once joined.
@@ -134,9 +134,8 @@ def as_crop_rows(frame: np.ndarray, box: np.ndarray) -> list[tuple[int, int, int
 
 
 def ours_filter(index, dist):
-    """The thin table: crop ids, distance, rank (boxes stay in the crop stores)."""
-    rows, ranks = select_pairs(index, dist, MAX_DIST)
-    return matches_frame([gather_matches(rows, ranks, index, dist)])
+    """The thin table: crop ids and distance (boxes stay in the crop stores)."""
+    return matches_frame([gather_matches(select_pairs(index, dist, MAX_DIST), index, dist)])
 
 
 def ours_rows(ours, src_frame, src_box, dst_frame, dst_box) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +189,7 @@ def main(quick: bool = False) -> None:
     times = best_times({
         "ours": lambda: ours_filter(index, dist),
         "reference": lambda: reference_filter(dist, index, all_src, all_dst, MAX_DIST),
-    }, repeat=5)
+    }, repeat=9)
     ours_s, reference_s = times["ours"], times["reference"]
     ours = ours_filter(index, dist)
     ref_src, ref_dst = reference_filter(dist, index, all_src, all_dst, MAX_DIST)
@@ -241,7 +240,7 @@ def main(quick: bool = False) -> None:
             "identical": True,
             "notes": "timed from in-memory arrays on both sides (reference: k-NN arrays + crop lists as "
                      "load_crops returns them; ours: select_pairs + gather_matches + DataFrame of the thin table: "
-                     "crop ids, distance, rank; boxes stay in crops.zarr and consumers join them, timed apart); "
+                     "crop ids, distance; boxes stay in crops.zarr and consumers join them, timed apart); "
                      "filter_matches on zarr stores (reads included) timed separately; whole-stage times are one "
                      "run each, file writes included",
             "summary": [

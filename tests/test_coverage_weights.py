@@ -97,7 +97,7 @@ def _matches(root, rows):
     crops = make_crop_store(root / "src_crops.zarr", rows[:, 0], rows[:, 1:], np.zeros((len(rows), 8)))
     n = len(rows)
     table = pd.DataFrame({"src_crop": np.arange(n), "dst_crop": np.zeros(n, np.int64),
-                          "dist": np.zeros(n, np.float32), "rank": np.zeros(n, np.int16)})
+                          "dist": np.zeros(n, np.float32)})
     write_table(root / "matches.parquet", table, {"random_weights": True, "num_source_crops": n})
     return root / "matches.parquet", crops
 

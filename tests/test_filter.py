@@ -22,7 +22,7 @@ def _loop_filter(index, dist, max_dist, src_frame, src_box, dst_frame, dst_box):
         d = int(index[s, r])
         if d < 0:
             continue
-        rows.append((s, d, dist[s, r], r))
+        rows.append((s, d, dist[s, r]))
         src_rows.append((src_frame[s], *src_box[s]))
         dst_rows.append((dst_frame[d], *dst_box[d]))
     table = pd.DataFrame(rows, columns=list(MATCH_COLUMNS)).astype(MATCH_COLUMNS)
@@ -40,8 +40,8 @@ def test_vectorised_filter_equals_the_reference_loop():
     expected, _, _ = _loop_filter(index, dist, 0.7, src_frame, src_box, dst_frame, dst_box)
     blocks = []
     for start in range(0, ns, 15):  # block by block, as the store is read
-        rows, ranks = select_pairs(index[start : start + 15], dist[start : start + 15], 0.7)
-        blocks.append(gather_matches(rows, ranks, index[start : start + 15], dist[start : start + 15], start))
+        block_index, block_dist = index[start : start + 15], dist[start : start + 15]
+        blocks.append(gather_matches(select_pairs(block_index, block_dist, 0.7), block_index, block_dist, start))
     got = matches_frame(blocks)
     pd.testing.assert_frame_equal(got, expected)
     assert len(got) > 10

@@ -9,7 +9,7 @@ from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
 from epeflow.matching.filter import run_filter
 from epeflow.matching.knn import run_knn
-from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs, run_preview
+from epeflow.matching.preview import distance_histogram, load_crops, neighbour_rank, pick_pairs, run_preview
 
 
 @pytest.fixture
@@ -83,3 +83,10 @@ def test_no_pairs_is_an_error(matched):
             root / "h.png",
             1.0,
         )
+
+
+def test_neighbour_rank_is_the_targets_place_in_the_knn_row(matched):
+    knn = KnnStore(matched["knn"])
+    index = knn.index[:]
+    assert neighbour_rank(knn, 4, int(index[4, 2])) == 2 or index[4, 2] in index[4, :2]
+    assert neighbour_rank(knn, 4, -7) == -1

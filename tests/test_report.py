@@ -118,7 +118,7 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
                                 np.zeros((50, 8)), num_frames=7)
     matches = pd.DataFrame({
         "src_crop": np.repeat(np.arange(10), 4).astype(np.int64), "dst_crop": rng.integers(0, 50, n).astype(np.int64),
-        "dist": rng.random(n).astype(np.float32), "rank": np.tile(np.arange(4), 10).astype(np.int16),
+        "dist": rng.random(n).astype(np.float32),
     })
     write_table(root / "matches.parquet", matches, {"max_dist": 1.0, "random_weights": random.get("matches", False)})
     write_table(root / "weights.parquet", pd.DataFrame({"weight": rng.random(n) + 0.5}),

@@ -165,7 +165,7 @@ def make_experiment(
     ]
     matches = pd.DataFrame({
         "src_crop": np.arange(pairs, dtype=np.int64), "dst_crop": np.arange(pairs, dtype=np.int64),
-        "dist": rng.random(pairs).astype(np.float32), "rank": np.zeros(pairs, dtype=np.int16),
+        "dist": rng.random(pairs).astype(np.float32),
     })
     matches_path = root / "matching" / "matches.parquet"
     write_table(matches_path, matches, {"max_dist": 1.0, "num_source_crops": pairs, "num_target_crops": pairs,

@@ -1,8 +1,9 @@
 """matches.parquet: the matched (synthetic crop, real crop) pairs that the filter keeps, with their distance.
 
-The table is thin: crop ids into the two crops.zarr stores, the distance and the neighbour rank. Frames and
-boxes live once, in the crop stores; `pair_boxes` joins them when a consumer needs them (weights, training,
-previews, report), so the filter writes 4 columns, not 14. Row order is the reference's: row-major over
+The table is thin: crop ids into the two crops.zarr stores and the distance. Frames and boxes live once, in
+the crop stores; `pair_boxes` joins them when a consumer needs them (weights, training, previews, report),
+so the filter writes 3 columns, not 14 (the neighbour rank, when wanted, is the target's position in its
+knn.zarr row). Row order is the reference's: row-major over
 (source crop, neighbour rank). `load_pairs` joins the matches with their boxes and sampling weights
 (`artifacts.weights`), as training draws them.
 """
@@ -26,7 +27,6 @@ MATCH_COLUMNS: dict[str, str] = {
     "src_crop": "int64",  # row of the source crops.zarr
     "dst_crop": "int64",  # row of the target crops.zarr
     "dist": "float32",
-    "rank": "int16",  # neighbour rank in knn.zarr
 }
 _RERUN = "rerun the matching stage (`epeflow filter`)"
 

@@ -343,7 +343,7 @@ def import_matches(
 ) -> pd.DataFrame:
     """matched-crops csv (+ the crop stores, manifests and knn.zarr it came from) -> matches.parquet.
 
-    Crop ids come from (frame, box) in the crop stores; rank and distance from the k-NN store.
+    Crop ids come from (frame, box) in the crop stores; the distance from the k-NN store.
     """
     df = read_matched_csv(matched_csv)
     knn_store, src_store, dst_store = KnnStore(knn), CropStore(src_crops), CropStore(dst_crops)
@@ -361,7 +361,7 @@ def import_matches(
         i = int(np.flatnonzero(~hit.any(axis=1))[0])
         raise EpeflowError(f"{matched_csv} row {i}: pair ({src[i]}, {dst[i]}) is not among the k-NN in {knn}")
     rank = hit.argmax(axis=1)
-    cols = {"src_crop": src, "dst_crop": dst, "dist": dist[src, rank], "rank": rank}
+    cols = {"src_crop": src, "dst_crop": dst, "dist": dist[src, rank]}
     matches = pd.DataFrame({name: np.asarray(cols[name]).astype(dtype) for name, dtype in MATCH_COLUMNS.items()})
     random_weights = bool(knn_store.random_weights or src_store.random_weights or dst_store.random_weights)
     write_matches(

@@ -123,18 +123,32 @@ def run_preview(
     rows = pick_pairs(len(matches), pairs, seed)
     src = load_crops(src_paths, boxes.src_frame[rows], boxes.src_box[rows])
     dst = load_crops(dst_paths, boxes.dst_frame[rows], boxes.dst_box[rows])
-    dist, rank = matches["dist"].to_numpy(), matches["rank"].to_numpy()
+    knn = KnnStore(knn_path)
+    src_crop, dst_crop, dist = (matches[c].to_numpy() for c in ("src_crop", "dst_crop", "dist"))
     b = boxes
-    labels = [pair_label(dist[i], rank[i], b.src_frame[i], b.src_box[i], b.dst_frame[i], b.dst_box[i]) for i in rows]
+    labels = [
+        pair_label(dist[i], neighbour_rank(knn, src_crop[i], dst_crop[i]), b.src_frame[i], b.src_box[i],
+                   b.dst_frame[i], b.dst_box[i])
+        for i in rows
+    ]
     render_pair_grid(src, dst, labels, grid)
-    counts, edges, kept, empty = distance_histogram(KnnStore(knn_path), max_dist)
+    counts, edges, kept, empty = distance_histogram(knn, max_dist)
     if empty:
         log.warning("%d empty k-NN slots left out of the histogram", empty)
     render_histogram(counts, edges, max_dist, kept, hist)
     log.info("preview of %d pairs -> %s, histogram -> %s", len(rows), Path(grid), Path(hist))
 
 
-def pair_label(dist: float, rank: int, src_frame: int, src_box: np.ndarray, dst_frame: int, dst_box: np.ndarray) -> str:
+def neighbour_rank(knn: KnnStore, src_crop: int, dst_crop: int) -> int:
+    """Rank of target crop `dst_crop` among the k-NN of source crop `src_crop` (-1 if it is not one)."""
+    index, _ = knn.read(int(src_crop), int(src_crop) + 1)
+    hits = np.flatnonzero(index[0] == dst_crop)
+    return int(hits[0]) if len(hits) else -1
+
+
+def pair_label(
+    dist: float, rank: int, src_frame: int, src_box: np.ndarray, dst_frame: int, dst_box: np.ndarray
+) -> str:
     """Text beside a pair: distance, rank and both crops' frame and top-left corner (boxes are r0, r1, c0, c1)."""
     return (
         f"d = {dist:.4f} (rank {rank})\n"
