@@ -21,6 +21,7 @@ rule knn:
         "epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
 
 
+# filter -> weights -> preview: short CPU steps, one cluster job (one scheduler round trip, not three).
 rule filter_matches:
     input:
         knn="results/{exp}/matching/knn.zarr",
@@ -34,6 +35,8 @@ rule filter_matches:
         "benchmarks/filter/{exp}.tsv"
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
+    group:
+        "matching"
     threads: 1
     resources:
         mem_mb=16000,
@@ -55,6 +58,8 @@ rule sampling_weights:
         "logs/weights/{exp}.log",
     benchmark:
         "benchmarks/weights/{exp}.tsv"
+    group:
+        "matching"
     threads: 1
     resources:
         mem_mb=16000,
@@ -80,6 +85,8 @@ rule match_preview:
         "logs/match_preview/{exp}.log",
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
+    group:
+        "matching"
     threads: 1
     resources:
         mem_mb=4000,
