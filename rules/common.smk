@@ -92,9 +92,26 @@ def demo_input(wildcards):
     return f"results/datasets/{wildcards.ds}/demo" if "demo" in dataset(wildcards.ds) else []
 
 
+@cache
+def num_shards(name):
+    """Jobs of a per-frame stage of dataset `name`: ceil(frames / shard_frames), frames counted from its files
+    (the listing the manifest fingerprint takes anyway) or its demo settings, so planning reads no manifest."""
+    from epeflow.common.shards import shard_count
+    from epeflow.datasets.fingerprint import planned_frames
+
+    entry = dataset(name)
+    listing = "" if "demo" in entry else _dataset_content(name)
+    return shard_count(planned_frames(entry, listing), entry["shard_frames"])
+
+
 def crop_shards(wildcards):
-    n = dataset(wildcards.ds)["crops"]["shards"]
+    n = max(dataset(wildcards.ds)["crops"]["shards"], num_shards(wildcards.ds))
     return [f"results/datasets/{wildcards.ds}/crops_shards/{i}-of-{n}.zarr" for i in range(n)]
+
+
+def label_shards(wildcards):
+    n = num_shards(wildcards.ds)
+    return [f"results/datasets/{wildcards.ds}/labels_shards/{i}-of-{n}" for i in range(n)]
 
 
 def gbuffers_input(wildcards):

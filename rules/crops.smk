@@ -43,6 +43,11 @@ rule crops_shard:
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
 
 
+# The merge copies the shards' rows into one store (I/O only): it runs where Snakemake runs, no cluster job.
+localrules:
+    crops,
+
+
 rule crops:
     input:
         crop_shards,

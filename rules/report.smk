@@ -7,6 +7,8 @@ rule report_html:
         weights="results/{exp}/matching/weights.parquet",
         preview="results/{exp}/matching/preview.png",
         distances="results/{exp}/matching/distances.png",
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
         report(
             "results/{exp}/report.html",
@@ -24,4 +26,5 @@ rule report_html:
     shell:
         "epeflow report {wildcards.exp} {output} --metrics {input.metrics} --model {input.model} "
         "--enhanced {input.enhanced} --matches {input.matches} --pair-weights {input.weights} "
-        "--preview {input.preview} --distances {input.distances} &> {log}"
+        "--preview {input.preview} --distances {input.distances} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} &> {log}"

@@ -7,6 +7,8 @@ rule train:
         gbuffers=gbuffers_input,
         matches="results/{exp}/matching/matches.parquet",
         weights="results/{exp}/matching/weights.parquet",
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
         init=train_init_input,
     output:
         "results/{exp}/model.pt",
@@ -36,5 +38,6 @@ rule train:
         "exec epeflow on-gpus {resources.gpu} -- {params.launcher} epeflow train --src-manifest {input.src_manifest} "
         "--dst-manifest {input.dst_manifest} --src-labels {input.src_labels} --dst-labels {input.dst_labels} "
         "{params.gbuffers} --matches {input.matches} --pair-weights {input.weights} "
+        "--src-crops {input.src_crops} --dst-crops {input.dst_crops} "
         "--checkpoints {params.checkpoints} --out {output} --tensorboard {params.tensorboard} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {params.torch_threads} &> {log}"

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weights)")
     p.add_argument("--preview", type=path_arg, required=True, help="preview.png of matched crops")
     p.add_argument("--distances", type=path_arg, required=True, help="distances.png (kNN distance histogram)")
+    p.add_argument("--src-crops", type=path_arg, required=True, help="source crops.zarr the matches were made from")
+    p.add_argument("--dst-crops", type=path_arg, required=True, help="target crops.zarr the matches were made from")
     p.add_argument("--max-frames", type=int, default=8, help="frames in the source | enhanced grid")
     p.set_defaults(func=_report)
 
@@ -34,7 +36,15 @@ def _report(args: argparse.Namespace) -> int:
     from epeflow.report.report import ReportInputs, run_report
 
     inputs = ReportInputs(
-        args.metrics, args.model, args.enhanced, args.matches, args.pair_weights, args.preview, args.distances
+        args.metrics,
+        args.model,
+        args.enhanced,
+        args.matches,
+        args.pair_weights,
+        args.preview,
+        args.distances,
+        args.src_crops,
+        args.dst_crops,
     )
     run_report(args.experiment, args.out, inputs, max_frames=args.max_frames)
     return 0

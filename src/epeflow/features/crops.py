@@ -24,10 +24,11 @@ from epeflow.artifacts.crop_stats import read_crop_stats
 from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_complete, reopen_crop_store
 from epeflow.artifacts.manifest import frame_digests, manifest_columns, read_frames
 from epeflow.common.device import select_device
+from epeflow.common.shards import shard_range
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.config import check_crop_fits_vgg, property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
-from epeflow.features.boxes import sample_boxes, shard_range
+from epeflow.features.boxes import sample_boxes
 from epeflow.features.crop_stats import check_frames_fit
 from epeflow.io import PathLike, read_image, remove_stale_temporaries
 from epeflow.log import progress

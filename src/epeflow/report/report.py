@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from epeflow.artifacts import enhanced as enhanced_dir_file
-from epeflow.artifacts.matches import read_matches
+from epeflow.artifacts.matches import PairBoxes, read_pair_boxes
 from epeflow.artifacts.metrics import read_metrics
 from epeflow.artifacts.model import read_model
 from epeflow.artifacts.weights import read_weights
@@ -62,6 +62,8 @@ class ReportInputs:
     pair_weights: Path
     preview: Path
     distances: Path
+    src_crops: Path  # crops.zarr of both sides: the matches hold crop ids, the stores their frames
+    dst_crops: Path
 
 
 @dataclass(frozen=True)
@@ -111,14 +113,14 @@ def load_model_summary(path: Path) -> dict[str, Any]:
     return {k: v for k, v in read_model(path).items() if k != "generator"}
 
 
-def matching_stats(matches: Any, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
+def matching_stats(matches: Any, boxes: PairBoxes, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
     """Summary numbers of matched pairs: how many, how many frames they cover, distances and weights."""
     dist = matches["dist"].to_numpy(dtype=np.float64)
     stats: dict[str, Any] = {
         "pairs": len(matches),
         "source crops with a match": int(matches["src_crop"].nunique()),
-        "source frames covered": int(matches["src_frame"].nunique()),
-        "target frames covered": int(matches["dst_frame"].nunique()),
+        "source frames covered": len(np.unique(boxes.src_frame)),
+        "target frames covered": len(np.unique(boxes.dst_frame)),
         "max_dist": meta.get("max_dist"),
     }
     if len(dist):
@@ -359,7 +361,7 @@ def run_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int
     """Write the report HTML atomically; returns whether anything in it was computed with random weights."""
     metrics_doc = read_metrics(inputs.metrics)
     model = load_model_summary(inputs.model)
-    matches, matches_meta = read_matches(inputs.matches, ["src_crop", "src_frame", "dst_frame", "dist"])
+    matches, boxes, matches_meta = read_pair_boxes(inputs.matches, inputs.src_crops, inputs.dst_crops)
     weights, weights_meta = read_weights(inputs.pair_weights)
     if len(weights) != len(matches):
         raise EpeflowError(
@@ -384,7 +386,7 @@ def run_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int
         "preview": read_png_file(inputs.preview, "preview"),
         "distances": read_png_file(inputs.distances, "knn"),
     }
-    stats = matching_stats(matches, weights, matches_meta)
+    stats = matching_stats(matches, boxes, weights, matches_meta)
     frames = frame_rows(Path(inputs.enhanced), max_frames)
     page = render_html(experiment, metrics_doc, model, stats, figures, frames, random_artifacts)
     with atomic_path(out) as tmp:
