@@ -51,7 +51,6 @@ def test_wrong_type_and_range_are_named(base_config):
         (lambda c: c["experiments"]["demo"].update(target="demo_synth"), r"role 'synthetic', expected 'real'"),
         (lambda c: c["datasets"]["demo_real"].update(images="x"), r"datasets\.demo_real.*exactly one of"),
         (lambda c: c["datasets"]["demo_real"].update(gbuffers="fake"), r"only synthetic datasets"),
-        (lambda c: c["datasets"]["demo_synth"].update(gbuffers="none"), r"needs G-buffers"),
         (lambda c: c["datasets"]["pfd"]["crops"].update(size=100) or c["datasets"]["pfd"].setdefault("crops", {}),
          r"datasets\.pfd\.crops\.size.*receptive"),
         (lambda c: c["datasets"]["demo_real"]["crops"].update(size=64), r"different crop sizes"),

@@ -128,6 +128,24 @@ def test_enhance_frame_handles_any_size():
     assert np.abs(out.astype(int) - image.astype(int)).max() <= 3  # a fresh generator is nearly the identity
 
 
+def test_frames_without_gt_labels_take_materials_from_the_robust_labels(trained, tmp_path):
+    from epeflow.common.taxonomy import materials_from_universal
+
+    exp, (model, _) = trained
+    manifest, meta = read_table(exp.src_manifest)
+    write_table(tmp_path / "manifest.parquet", manifest.assign(gt_label_path=None), meta)
+    with pytest.raises(EpeflowError, match="--labels"):
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, tmp_path / "none", {})
+    out = tmp_path / "enhanced"
+    run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {"max_frames": 1}, labels=exp.src_labels)
+    row = manifest[manifest["split"] == "test"].iloc[0]
+    materials = materials_from_universal(read_label(exp.src_labels / f"{row['id']}.png"))
+    generator, _ = load_generator(model)
+    expected = enhance_frame(generator, read_image(row["path"]), GBufferStore(exp.gbuffers).read(int(row["frame"])),
+                             materials, Runtime.detect(False, "cpu"))
+    assert np.abs(read_image(out / f"{row['id']}.png").astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_a_split_without_frames_is_an_error_naming_dataset_and_split(trained, tmp_path):
     exp, (model, _) = trained
     manifest, meta = read_table(exp.src_manifest)

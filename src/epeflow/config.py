@@ -79,7 +79,22 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise EpeflowError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors[:10]))
     _cross_check(cfg)
+    _imply_image_only(cfg)
     return cfg
+
+
+def may_have_gt_labels(entry: Mapping[str, Any]) -> bool:
+    """Whether a dataset entry can give ground-truth labels (demo data, a file list, `gt_label_dir`); frames of
+    a synthetic dataset without them take their materials from the robust labels."""
+    return any(k in entry for k in ("demo", "filelist")) or bool(entry.get("gt_label_dir"))
+
+
+def _imply_image_only(cfg: dict[str, Any]) -> None:
+    """An experiment whose source dataset has no G-buffers (`gbuffers: none`: a folder of frames) trains the
+    reference's image-only generator: `train.image_only` is set for it."""
+    for exp in cfg["experiments"].values():
+        if cfg["datasets"][exp["source"]]["gbuffers"] == "none":
+            exp["train"]["image_only"] = True
 
 
 # The keys of a dataset entry each dataset stage reads. Its rule passes only these (`dataset_stage_settings`),
@@ -207,16 +222,11 @@ def _cross_check(cfg: dict[str, Any]) -> None:
             problems.append(
                 f"config key `datasets.{name}.labels`: `given` needs a `filelist` with robust label paths"
             )
-        has_gt = any(k in ds for k in ("demo", "filelist")) or ds.get("gt_label_dir")
+        has_gt = may_have_gt_labels(ds)
         if ds["labels"] == "gt" and not has_gt:
             problems.append(
                 f"config key `datasets.{name}.labels`: `gt` needs ground-truth labels: set `gt_label_dir` "
                 "(or give them in a `filelist`), or use `labels: mseg`"
-            )
-        if ds["role"] == "synthetic" and not has_gt:
-            problems.append(
-                f"config key `datasets.{name}.gt_label_dir`: synthetic datasets need ground-truth labels "
-                "(Cityscapes ids) for the generator's material maps; set it or give them in a `filelist`"
             )
         if problem := check_split(ds["split"], f"datasets.{name}.split"):
             problems.append(problem)
@@ -256,11 +266,6 @@ def _cross_check(cfg: dict[str, Any]) -> None:
             problems.append(
                 f"config key `experiments.{name}.train.crop_size`: {train_crop} is larger than the matched crops "
                 f"({src['crops']['size']} px, `datasets.{exp['source']}.crops.size`); use a smaller value or null"
-            )
-        if src and src["role"] == "synthetic" and src["gbuffers"] == "none":
-            problems.append(
-                f"config key `datasets.{exp['source']}.gbuffers`: experiment {name!r} enhances this dataset, "
-                "so it needs G-buffers: set `real` (files from the game) or `fake` (VGG16 features)"
             )
     if cfg.get("default_experiment") not in cfg["experiments"]:
         problems.append(

@@ -108,6 +108,13 @@ def resolve_weights(name: str, spec: Mapping[str, Any] | None, allow_random: boo
     return path
 
 
+def weights_sha256(name: str, spec: Mapping[str, Any] | None, allow_random: bool) -> str | None:
+    """sha256 of the file `name`'s weights resolve to, None where random weights stand in: what
+    fingerprints of resumable work record, so replaced weight files start that work fresh."""
+    path = resolve_weights(name, spec, allow_random)
+    return None if path is None else sha256_of(path)
+
+
 def load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     """Load a checkpoint file safely (weights_only), unwrapping the usual `state_dict` nesting."""
     try:

@@ -153,3 +153,24 @@ def materials_from_cityscapes(gt: np.ndarray) -> np.ndarray:
     """Cityscapes-id GT label map (H, W) uint8 -> one-hot materials (12, H, W) float32."""
     index = material_lut()[np.asarray(gt, dtype=np.uint8)]  # (H, W) material index
     return (index[None] == np.arange(NUM_MATERIALS, dtype=np.uint8)[:, None, None]).astype(np.float32)
+
+
+@cache
+def universal_material_lut() -> np.ndarray:
+    """(256,) uint8: MSeg universal id -> material index, for frames without GT labels (materials from their
+    robust labels). A universal class takes the material of the Cityscapes classes MSeg maps onto it (road,
+    car, sky, ...); classes no Cityscapes class maps to, and 255, count as `unlabeled`."""
+    lut = np.full(256, MATERIAL_NAMES.index("unlabeled"), dtype=np.uint8)
+    city_to_universal, city_material = cityscapes_to_universal_lut(), material_lut()
+    for city_id in range(256):
+        universal = int(city_to_universal[city_id])
+        if universal != UNLABELED:
+            lut[universal] = city_material[city_id]
+    lut.flags.writeable = False
+    return lut
+
+
+def materials_from_universal(labels: np.ndarray) -> np.ndarray:
+    """Robust label map of MSeg universal ids (H, W) uint8 -> one-hot materials (12, H, W) float32."""
+    index = universal_material_lut()[np.asarray(labels, dtype=np.uint8)]  # (H, W) material index
+    return (index[None] == np.arange(NUM_MATERIALS, dtype=np.uint8)[:, None, None]).astype(np.float32)

@@ -85,3 +85,14 @@ def listing_fingerprint(spec: Mapping[str, Any], name: str) -> str:
         return f"cannot be listed: {e}"
     n, digest = _stats_digest(listing.frames.to_dict("records"), str(listing.root))
     return f"{n} frames {digest}"
+
+
+def planned_frames(spec: Mapping[str, Any], listing: str) -> int:
+    """Frames a dataset is expected to have when Snakemake plans, for its shard count: a demo's configured
+    count, else the count in its `listing_fingerprint` (before bad frames are skipped; 1 when it cannot be
+    listed, so the manifest job runs and reports why)."""
+    if "demo" in spec:
+        frames = int(spec["demo"].get("frames", 48))
+        return min(frames, spec["max_frames"]) if spec.get("max_frames") else frames
+    head = listing.split(" ", 2)
+    return int(head[0]) if len(head) > 1 and head[0].isdigit() and head[1] == "frames" else 1
