@@ -14,13 +14,11 @@ rule enhance:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
         gbuffers=lambda wc, input: input.gbuffers or "-",  # `-`: an image-only generator
         labels=materials_labels_flag,
-    threads: 4
+    threads: stage_threads("enhance")
     resources:
-        mem_mb=16000,
-        runtime=6 * 60,
-        gpu=1,
+        **stage_resources("enhance", frames=enhance_frames, need_gpus=gpus_unless_cpu("enhance")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {params.gbuffers} {output} {params.labels} "
+        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {params.gbuffers} {output} {params.labels} "
         "--spec {params.spec:q} --threads {threads} &> {log}"

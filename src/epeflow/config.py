@@ -122,9 +122,11 @@ def _method(entry: Mapping[str, Any], stage: str) -> str | None:
 
 def dataset_stage_settings(entry: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The part of a (validated) dataset entry that `stage` reads; the `crop_stats` part is the crops
-    section's `stats_frames` and `seed`, the `crops` part the whole crops section."""
+    section's `stats_frames` and `seed`, plus `size` (crop statistics check that every frame fits a crop, the
+    first stage after the manifest that can: a size change reruns the crops anyway), the `crops` part the
+    whole crops section."""
     if stage == "crop_stats":
-        return {k: entry["crops"][k] for k in ("stats_frames", "seed")}
+        return {k: entry["crops"][k] for k in ("stats_frames", "seed", "size")}
     if stage == "crops":
         return dict(entry["crops"])
     unused = _UNUSED_BY_METHOD.get((stage, _method(entry, stage)), ())
@@ -144,7 +146,10 @@ def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>", stage: str |
     if stage is not None:
         required = [k for k in load_schema()["definitions"]["dataset"].get("required", [])
                     if k in DATASET_STAGE_KEYS[stage]]
-    return validate_section("dataset", spec, ("datasets", name), required=required)
+    entry = validate_section("dataset", spec, ("datasets", name), required=required)
+    if "split" in entry and (problem := check_split(entry["split"], f"datasets.{name}.split")):
+        raise EpeflowError(f"invalid dataset settings:\n  {problem}")
+    return entry
 
 
 def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...],
@@ -193,6 +198,14 @@ def check_crop_fits_vgg(crops: Mapping[str, Any], where: str) -> str | None:
     return None
 
 
+def check_split(split: Mapping[str, Any], where: str) -> str | None:
+    """Validation and test fractions must leave frames to train on; the problem, or None."""
+    if split["val"] + split["test"] >= 1:
+        return (f"config key `{where}`: val + test = {split['val']} + {split['test']} = "
+                f"{split['val'] + split['test']:g} leaves no frames for training; keep the sum below 1")
+    return None
+
+
 def _cross_check(cfg: dict[str, Any]) -> None:
     """Checks a schema cannot express well, with messages that say what to change."""
     problems: list[str] = []
@@ -215,6 +228,8 @@ def _cross_check(cfg: dict[str, Any]) -> None:
                 f"config key `datasets.{name}.labels`: `gt` needs ground-truth labels: set `gt_label_dir` "
                 "(or give them in a `filelist`), or use `labels: mseg`"
             )
+        if problem := check_split(ds["split"], f"datasets.{name}.split"):
+            problems.append(problem)
         crops = ds["crops"]
         if problem := check_crop_fits_vgg(crops, f"datasets.{name}.crops"):
             problems.append(problem)

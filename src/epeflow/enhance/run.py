@@ -100,11 +100,21 @@ def run_enhance(
     `gbuffers_path` None: an image-only model (`train.image_only`). `labels`: the source dataset's robust
     label folder, whose MSeg ids give the materials of frames without a GT label map.
     """
-    from epeflow.common.taxonomy import materials_from_cityscapes, materials_from_universal
+    from epeflow.common.taxonomy import materials_from_cityscapes, materials_from_universal, read_cityscapes_label
     from epeflow.models import load_generator
 
     settings = EnhanceSettings.from_spec(spec)
     model_path, out_dir = Path(model_path), Path(out_dir)
+    manifest, manifest_meta = read_manifest_table(manifest_path)
+    frames = select_frames(manifest, settings.split, settings.max_frames)
+    if frames.empty:  # an empty result would look like success and be evaluated on nothing
+        counts = ", ".join(f"{k} {v}" for k, v in manifest["split"].value_counts().sort_index().items())
+        name = manifest_meta.get("dataset", "<dataset>")
+        raise EpeflowError(
+            f"dataset {name!r} ({manifest_path}) has no frames in split {settings.split!r} (it has: "
+            f"{counts or 'no frames'}); set config key `enhance.split` to a split with frames, or give the "
+            f"dataset a test split (`datasets.{name}.split.test`)"
+        )
     generator, model = load_generator(model_path)
     runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
     enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
@@ -112,10 +122,6 @@ def run_enhance(
     mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
     std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
 
-    manifest, _ = read_manifest_table(manifest_path)
-    frames = select_frames(manifest, settings.split, settings.max_frames)
-    if frames.empty:
-        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings.split)
     partial = partial_dir(out_dir)
     _claim_partial(partial, sha256_of(model_path))
     todo = [row for row in frames.itertuples(index=False) if not enhanced_files.frame_path(partial, row.id).exists()]
@@ -124,7 +130,7 @@ def run_enhance(
 
     def materials(row: Any) -> np.ndarray:
         if not pd.isna(row.gt_label_path):
-            return materials_from_cityscapes(read_label(row.gt_label_path))
+            return materials_from_cityscapes(read_cityscapes_label(row.gt_label_path))
         if labels is None:
             raise EpeflowError(f"{manifest_path}: frame {row.frame} ({row.path}) has no ground-truth label; the "
                                "generator needs material maps: pass the dataset's robust labels (--labels)")

@@ -24,10 +24,12 @@ from epeflow.artifacts.crop_stats import read_crop_stats
 from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_complete, reopen_crop_store
 from epeflow.artifacts.manifest import frame_digests, manifest_columns, read_frames
 from epeflow.common.device import select_device
+from epeflow.common.shards import shard_range
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.config import check_crop_fits_vgg, property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
-from epeflow.features.boxes import sample_boxes, shard_range
+from epeflow.features.boxes import sample_boxes
+from epeflow.features.crop_stats import check_frames_fit
 from epeflow.io import PathLike, read_image, remove_stale_temporaries
 from epeflow.log import progress
 from epeflow.provenance import stamp
@@ -112,16 +114,6 @@ class FrameCrops(Dataset):
         boxes = sample_boxes(frame, height, width, self.size, self.per_image, self.seed)
         crops = np.stack([image[r0:r1, c0:c1] for r0, r1, c0, c1 in boxes])  # (P, S, S, 3)
         return {"frame": frame, "error": None, "boxes": boxes, "crops": torch.from_numpy(crops)}
-
-
-def check_frames_fit(frames: pd.DataFrame, size: int) -> None:
-    small = frames[(frames["height"] < size) | (frames["width"] < size)]
-    if len(small):
-        listed = "; ".join(f"{r.id} ({r.path}, {r.height}x{r.width})" for r in small.head(5).itertuples())
-        raise EpeflowError(
-            f"{len(small)} frame(s) are smaller than the crop size {size}: {listed}. "
-            "Lower config key `datasets.<dataset>.crops.size` or remove these frames"
-        )
 
 
 def iter_crop_batches(

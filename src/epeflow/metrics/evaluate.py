@@ -24,12 +24,14 @@ from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
 from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.consistency import semantic_consistency_metric
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
 from epeflow.metrics.swd import swd_lab_many, swd_many
+from epeflow.metrics.temporal import tlp_metric, tof_metric
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,9 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "swd_lab": swd_lab_colours,
     "skvd": skvd_metric,
     "ckvd": ckvd_metric,
+    "tof": tof_metric,
+    "tlp": tlp_metric,
+    "semantic_consistency": semantic_consistency_metric,
 }
 
 

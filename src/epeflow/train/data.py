@@ -271,13 +271,14 @@ class MatchedPairs(torch.utils.data.Dataset):
     def _materials(self, frame: int, box: tuple[int, int, int, int], robust: np.ndarray) -> np.ndarray:
         """One-hot materials (12, h, w) of a source crop: from its GT label map (Cityscapes ids, as the
         reference), or, for a frame without one, from its robust labels `robust` (h, w) (MSeg universal ids)."""
-        from epeflow.common.taxonomy import materials_from_cityscapes, materials_from_universal
+        from epeflow.common.taxonomy import check_cityscapes_ids, materials_from_cityscapes, materials_from_universal
 
         path = self.src.gt_label_paths[frame]
         if path is None:
             return materials_from_universal(robust.astype(np.uint8))
         r0, r1, c0, c1 = box
-        gt = self._checked(self.src, frame, read_label(path), path, "ground-truth label map")
+        gt = self._checked(self.src, frame, check_cityscapes_ids(read_label(path), path), path,
+                           "ground-truth label map")
         return materials_from_cityscapes(gt[r0:r1, c0:c1]).astype(np.float32, copy=False)  # (12, h, w)
 
 

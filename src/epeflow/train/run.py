@@ -90,6 +90,8 @@ class TrainInputs:
     gbuffers: Path | None  # gbuffers.zarr of the synthetic dataset; None: image-only (`train.image_only`)
     matches: Path  # matches.parquet
     pair_weights: Path  # weights.parquet
+    src_crops: Path  # crops.zarr of both datasets: the matches hold crop ids, the stores their boxes
+    dst_crops: Path
 
 
 def _read_init(settings: TrainSettings) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -161,7 +163,7 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     log.info("training on %s (amp: %s%s) for %d iterations", runtime.device, runtime.amp,
              f", {runtime.world_size} processes" if runtime.world_size > 1 else "", settings.iterations)
 
-    pairs = load_pairs(inputs.matches, inputs.pair_weights)
+    pairs = load_pairs(inputs.matches, inputs.pair_weights, inputs.src_crops, inputs.dst_crops)
     src, _ = load_frames(src_manifest)
     dst, _ = load_frames(dst_manifest)
     store = open_gbuffers(gbuffers, settings, len(src.paths), src_manifest)
