@@ -30,7 +30,7 @@ def data(tmp_path_factory):
     manifest = make_dataset(root, "syn", SIZES, seed=0)
     stats = root / "crop_stats.json"
     run_crop_stats(manifest, stats, {"stats_frames": 5, "seed": 0}, threads=1)
-    weights = {"vgg16": {"path": str(root / "absent-vgg16.pth")}}  # random weights
+    weights = {"vgg16": {}}  # not in the (empty) hub cache: random weights
     full = root / "full.zarr"
     run_crops(manifest, stats, full, 0, 1, SPEC, weights, allow_random=True)
     return {"root": root, "manifest": manifest, "stats": stats, "weights": weights, "full": full}

@@ -114,10 +114,11 @@ def test_frames_only_stages_run_end_to_end(tmp_path):
     run("knn", r / "game/crops.zarr", r / "photos/crops.zarr", m / "knn.zarr", "--spec", json.dumps(exp["knn"]))
     run("filter", m / "knn.zarr", r / "game/crops.zarr", r / "photos/crops.zarr", m / "matches.parquet",
         "--max-dist", exp["max_dist"])
-    run("weights", m / "matches.parquet", r / "game/manifest.parquet", m / "weights.parquet")
+    run("weights", m / "matches.parquet", r / "game/crops.zarr", r / "game/manifest.parquet", m / "weights.parquet")
     run("train", "--src-manifest", r / "game/manifest.parquet", "--dst-manifest", r / "photos/manifest.parquet",
         "--src-labels", r / "game/labels", "--dst-labels", r / "photos/labels", "--matches", m / "matches.parquet",
-        "--pair-weights", m / "weights.parquet", "--checkpoints", m / "checkpoints", "--out", m / "model.pt",
+        "--pair-weights", m / "weights.parquet", "--src-crops", r / "game/crops.zarr", "--dst-crops",
+        r / "photos/crops.zarr", "--checkpoints", m / "checkpoints", "--out", m / "model.pt",
         "--spec", json.dumps(exp["train"]), "--weights", "{}", "--allow-random-weights")
     run("enhance", m / "model.pt", r / "game/manifest.parquet", "-", m / "enhanced", "--spec",
         json.dumps({**exp["enhance"], "split": "all"}))
