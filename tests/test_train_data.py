@@ -195,7 +195,7 @@ def test_image_only_samples_carry_no_gbuffers_or_materials(exp, tmp_path):
     manifest, meta = read_table(exp.src_manifest)
     manifest["gt_label_path"] = None
     write_table(tmp_path / "manifest.parquet", manifest, meta)
-    pairs = load_pairs(exp.matches, exp.pair_weights)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
     src, _ = load_frames(tmp_path / "manifest.parquet")
     dst, _ = load_frames(exp.dst_manifest)
     item = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, None, None, False, 0)[(0, 0)]
