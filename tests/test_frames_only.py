@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 from crop_fixtures import smooth_image
 from workflow_fixtures import REPO, TINY, copy_config, copy_workflow, planned_rules, snakemake
@@ -75,16 +74,56 @@ def test_frames_only_plans_without_gbuffers_or_gt_labels(tmp_path):
     assert "--robust-labels results/datasets/game/labels" in plan.stdout  # materials from the MSeg labels
 
 
-@pytest.mark.slow
-def test_frames_only_dataset_is_matched_trained_and_enhanced(tmp_path):
-    work = _workdir(tmp_path, "none")
-    result = snakemake(work, "results/game2real/enhanced", "--configfile", "config/config.yaml", "test.yaml")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+def test_frames_only_stages_run_end_to_end(tmp_path):
+    """The stage commands the rules run, in process (the plan test checks the rules' command lines): two
+    folders of frames and nothing else, through MSeg labels, crops, matching, image-only training and
+    enhancement."""
+    import json
+
+    from epeflow.cli import main
+    from epeflow.config import dataset_stage_settings
     from epeflow.io import read_image
     from epeflow.models import load_generator
 
-    generator, model = load_generator(work / "results/game2real/model.pt")
+    overlay = frames_only_config(frames_folder(tmp_path / "game_frames"))
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        write_png(tmp_path / "photos" / f"{i:03d}.png", smooth_image(rng, 64, 96))
+    overlay["datasets"]["photos"] = {**overlay["datasets"]["game"], "role": "real", "images": str(tmp_path / "photos"),
+                                     "gbuffers": "none"}
+    overlay["experiments"]["game2real"]["target"] = "photos"
+    cfg = _validated(overlay)
+    exp = cfg["experiments"]["game2real"]
+    r = tmp_path / "results"
+
+    def run(*args) -> None:
+        assert main([str(a) for a in args]) == 0, args
+
+    def settings(ds: str, stage: str) -> str:
+        return json.dumps(dataset_stage_settings(cfg["datasets"][ds], stage))
+
+    for ds in ("game", "photos"):
+        d = r / ds
+        run("manifest", ds, d / "manifest.parquet", "--spec", settings(ds, "manifest"))
+        run("labels", d / "manifest.parquet", d / "labels", "--spec", settings(ds, "labels"), "--weights", "{}",
+            "--allow-random-weights")
+        run("crop-stats", d / "manifest.parquet", d / "crop_stats.json", "--spec", settings(ds, "crop_stats"))
+        run("crops", d / "manifest.parquet", d / "crop_stats.json", d / "crops.zarr", "--shard", 0, "--num-shards", 1,
+            "--spec", settings(ds, "crops"), "--weights", "{}", "--allow-random-weights")
+    m = r / "game2real"
+    run("knn", r / "game/crops.zarr", r / "photos/crops.zarr", m / "knn.zarr", "--spec", json.dumps(exp["knn"]))
+    run("filter", m / "knn.zarr", r / "game/crops.zarr", r / "photos/crops.zarr", m / "matches.parquet",
+        "--max-dist", exp["max_dist"])
+    run("weights", m / "matches.parquet", r / "game/crops.zarr", r / "game/manifest.parquet", m / "weights.parquet")
+    run("train", "--src-manifest", r / "game/manifest.parquet", "--dst-manifest", r / "photos/manifest.parquet",
+        "--src-labels", r / "game/labels", "--dst-labels", r / "photos/labels", "--matches", m / "matches.parquet",
+        "--pair-weights", m / "weights.parquet", "--src-crops", r / "game/crops.zarr", "--dst-crops",
+        r / "photos/crops.zarr", "--checkpoints", m / "checkpoints", "--out", m / "model.pt",
+        "--spec", json.dumps(exp["train"]), "--weights", "{}", "--allow-random-weights")
+    run("enhance", m / "model.pt", r / "game/manifest.parquet", "-", m / "enhanced", "--spec",
+        json.dumps({**exp["enhance"], "split": "all"}))
+
+    generator, model = load_generator(m / "model.pt")
     assert generator.config.gbuffer_mode == "img" and model["gbuffers"]["channels"] == 0
-    enhanced = sorted((work / "results/game2real/enhanced").glob("*.png"))
-    assert enhanced and read_image(enhanced[0]).shape == (64, 96, 3)
-    assert not (work / "results/datasets/game/gbuffers.zarr").exists()
+    enhanced = sorted((m / "enhanced").glob("*.png"))
+    assert len(enhanced) == 6 and read_image(enhanced[0]).shape == (64, 96, 3)

@@ -102,6 +102,9 @@ def _enhance(args: argparse.Namespace) -> int:
         gbuffers = None if str(args.gbuffers) == NO_GBUFFERS else args.gbuffers
         run_enhance(args.model, args.manifest, gbuffers, args.out_dir, spec(args), labels=args.robust_labels)
         return 0
+    if args.robust_labels is not None:
+        raise EpeflowError("--robust-labels belongs to the pipeline mode; in folder mode give --labels (Cityscapes "
+                           f"ids) or --material; usage:\n{ENHANCE_USAGE}")
     missing = [flag for flag, value in folder.items() if value is None]
     if missing:
         raise EpeflowError(f"folder mode needs {', '.join(missing)}; usage:\n{ENHANCE_USAGE}")
