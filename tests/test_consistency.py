@@ -69,3 +69,4 @@ def test_without_real_mseg_weights_it_is_skipped_with_the_reason(tmp_path, hub_d
                            labels=exp.labels)
         reason = doc["metrics"]["semantic_consistency"]["skipped"]
         assert "needs real MSeg weights" in reason and "mseg-3m.pth" in reason
+

@@ -72,6 +72,8 @@ def test_identical_output_is_zero_and_flicker_is_not(lpips_model):
     flickering = flicker(frames)
     assert (tof(frames, flickering) > 0.5).all()  # the 1 px jitter, back and forth
     assert (tlp(lpips_model, frames, flickering) > 1e-4).all()
+    small = tlp(lpips_model, frames, flickering, short_side=16)  # the 32x64 crops at 16x32, as `short_side` asks
+    assert (small > 1e-4).all() and not np.allclose(small, tlp(lpips_model, frames, flickering))
     frozen = [frames[0]] * len(frames)  # output stands still while the input pans by 2 px a frame
     assert tof(frames, frozen).mean() == pytest.approx(2.0, abs=0.5)
 

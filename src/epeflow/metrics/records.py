@@ -157,6 +157,9 @@ def temporal_record(ctx: EvalContext, name: str, farneback: dict[str, Any]) -> d
         record["network"] = "none (needs no weights)"
     else:
         record["network"] = "LPIPS v0.1 (VGG16 trunk; TecoGAN used LPIPS-AlexNet, so values differ from its tables)"
+        record["lpips_size"] = (f"the centre crops downscaled so the short side is at most "
+                                f"{ctx.settings['short_side']} px (`evaluate.short_side`, as the `lpips` metric; "
+                                "TecoGAN: native size)")
         record["weights"] = {"vgg16": weights_record(ctx, "vgg16"), "lpips": weights_record(ctx, "lpips")}
         record["estimator"] = "|LPIPS(out t-1, out t) - LPIPS(in t-1, in t)| on the crops, mean (not x100)"
         record.update(compute_record(ctx))

@@ -9,7 +9,9 @@ changes, on each pair of consecutive frames t-1, t:
 Both are 0 when the output moves and changes exactly as its input does; flicker raises both. Values are
 averaged over all pairs of all sequences; TecoGAN's tables print tOF x10 and tLP x100 and drop the first
 and last two frames of each sequence (`TRIM`). Here "input" is the rendered frame, "output" its enhanced
-version (or a baseline); tLP uses epeflow's LPIPS-VGG where TecoGAN used LPIPS-AlexNet.
+version (or a baseline). tOF runs at the enhanced frames' own size, as TecoGAN's; tLP uses epeflow's
+LPIPS-VGG (TecoGAN: LPIPS-AlexNet) on crops downscaled to `evaluate.short_side`, as the `lpips` metric (a
+full-size 1914x1052 pair takes ~100 s through VGG16 on two CPU cores).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDES
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import autocast
-from epeflow.metrics.frames import load_rgb
+from epeflow.metrics.frames import load_rgb, resize_short_side
 
 # cv2.calcOpticalFlowFarneback(prev, next, None, pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags)
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
@@ -89,19 +91,37 @@ def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def pair_lpips(model: LPIPS, a: np.ndarray, b: np.ndarray) -> float:
-    """LPIPS between two (H, W, 3) uint8 frames on their centre crops."""
+def pairs_lpips(model: LPIPS, a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+                short_side: int | None = None) -> np.ndarray:
+    """LPIPS between a[i] and b[i], (H, W, 3) uint8 frames of one size, on their centre crops: (N,) float64.
+
+    `short_side`: the crops are downscaled first so their short side is at most this (as the `lpips` metric).
+    """
     device = next(model.parameters()).device
+    x = torch.stack([_to_tensor(f) for f in a])
+    y = torch.stack([_to_tensor(f) for f in b])
+    if short_side is not None:
+        x, y = resize_short_side(x, short_side), resize_short_side(y, short_side)
+    x, y = x.to(device), y.to(device)
     with autocast(device):
-        return float(model(_to_tensor(a)[None].to(device), _to_tensor(b)[None].to(device)).double().item())
+        return model(x, y).double().cpu().numpy()
 
 
-def tlp(model: LPIPS, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> np.ndarray:
-    """tLP of each consecutive pair of one sequence: (T-1,) float64 (not x100)."""
+def pair_lpips(model: LPIPS, a: np.ndarray, b: np.ndarray, short_side: int | None = None) -> float:
+    """LPIPS between two (H, W, 3) uint8 frames on their centre crops."""
+    return float(pairs_lpips(model, [a], [b], short_side)[0])
+
+
+def tlp(model: LPIPS, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
+        short_side: int | None = None) -> np.ndarray:
+    """tLP of each consecutive pair of one sequence: (T-1,) float64 (not x100); `short_side` as `pairs_lpips`."""
     if len(inputs) != len(outputs):
         raise ValueError(f"tlp: {len(inputs)} input frames but {len(outputs)} output frames")
-    return np.array([abs(pair_lpips(model, outputs[t - 1], outputs[t]) - pair_lpips(model, inputs[t - 1], inputs[t]))
-                     for t in range(1, len(inputs))], dtype=np.float64)
+    values = []
+    for t in range(1, len(inputs)):
+        lp = pairs_lpips(model, [outputs[t - 1], inputs[t - 1]], [outputs[t], inputs[t]], short_side)
+        values.append(abs(float(lp[0]) - float(lp[1])))
+    return np.array(values, dtype=np.float64)
 
 
 def sequence_runs(sequence: Sequence[str], frame_index: Sequence[int], trim: int = TRIM) -> list[list[int]]:
@@ -185,11 +205,14 @@ def temporal_values(ctx: EvalContext, with_lpips: bool) -> TemporalValues:
                     prev_pos, prev_out, prev_grey = prev
                     pairs.append((prev_pos, pos))
                     in_flow = farneback(prev_grey["source"], greys["source"])
-                    in_lp = pair_lpips(model, prev_out["source"], out["source"]) if model is not None else 0.0
                     for s in sides:
                         tof_values[s].append(flow_difference(in_flow, farneback(prev_grey[s], greys[s])))
-                        if model is not None:
-                            tlp_values[s].append(abs(pair_lpips(model, prev_out[s], out[s]) - in_lp))
+                    if model is not None:  # one batch: the rendered pair and each compared set's pair
+                        keys = ["source", *sides]
+                        lp = pairs_lpips(model, [prev_out[k] for k in keys], [out[k] for k in keys],
+                                         ctx.settings["short_side"])
+                        for s, value in zip(sides, lp[1:], strict=True):
+                            tlp_values[s].append(abs(float(value) - float(lp[0])))
                 prev = (pos, out, greys)
         n = len(pairs)
         tof_arrays = {s: np.asarray(v, dtype=np.float64) for s, v in tof_values.items()}
