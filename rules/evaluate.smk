@@ -13,7 +13,7 @@ rule evaluate:
         "benchmarks/evaluate/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["evaluate"]),
-        weights=weights_json("vgg16", "lpips"),
+        weights=weights_json("vgg16", "lpips", "inception"),
         random=experiment_random_flag,
     threads: 4
     resources:

@@ -43,7 +43,11 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
-    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"}
+    assert set(m) == {"kid_inception", "fid_inception", "kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"}
+    # no Inception weights in the (empty) hub cache: recorded as missing with the path expected, never random
+    for name in ("kid_inception", "fid_inception"):
+        assert all(m[name][side] == {"skipped": "weights missing"} for side in doc["compared"]), name
+        assert m[name]["weights_missing"]["expected"] == str(hub_dir / "pt_inception-2015-12-05-6726825d.pth")
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["identity"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020
@@ -73,6 +77,8 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     # every number says where it comes from
     for name, metric in m.items():
+        if "weights_missing" in metric:
+            continue
         p = metric["provenance"]
         real = {} if name == "lpips" else {"real": 12}  # LPIPS compares each frame with its rendered source
         assert p["samples"] == {"enhanced": 4, "identity": 4, "colour_transfer": 4, **real}, name

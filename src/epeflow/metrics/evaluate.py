@@ -4,7 +4,8 @@ Every metric is computed for the enhanced frames and for the baselines of `epefl
 the rendered frames as they are (`identity`) and their Reinhard colour transfer towards the real set.
 
 Each metric is a small function of an `EvalContext`, which computes once what metrics share (models,
-VGG16 frame features, sKVD's crops); FID-Inception or temporal metrics are one more entry in `METRICS`.
+VGG16 frame features, sKVD's crops); each metric is one entry in `METRICS` (the Inception FID / KID of
+published tables live in `epeflow.metrics.inception_metrics`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from epeflow.metrics.baselines import SIDE_TITLES, SIDES
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
+from epeflow.metrics.inception_metrics import fid_inception, kid_inception
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
 from epeflow.metrics.swd import swd_lab_many, swd_many
@@ -155,6 +157,8 @@ def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
 
 
 METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
+    "kid_inception": kid_inception,
+    "fid_inception": fid_inception,
     "kid_vgg": kid_vgg,
     "fid_vgg": fid_vgg,
     "lpips": lpips_source_enhanced,
@@ -194,7 +198,7 @@ def baselines_record(ctx: EvalContext) -> dict[str, Any]:
 
 def check_kid_subset_size(settings: Mapping[str, Any], n_enhanced: int, n_real: int) -> None:
     """Stop before any feature is computed when the KID subset size does not fit the frame counts."""
-    if "kid_vgg" in settings["metrics"] and min(n_enhanced, n_real) >= 2:
+    if {"kid_vgg", "kid_inception"} & set(settings["metrics"]) and min(n_enhanced, n_real) >= 2:
         resolve_subset_size(settings["kid_subset_size"], n_enhanced, n_real, KID_SUBSET_SIZE_KEY)
 
 
