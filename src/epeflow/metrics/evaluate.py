@@ -23,7 +23,7 @@ from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
 from epeflow.metrics import records
-from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.baselines import SIDE_TITLES
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
@@ -47,7 +47,7 @@ def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
     real = ctx.vgg_features("real")
     s = ctx.settings
     result: dict[str, Any] = {"description": "KID on VGG16 frame features vs real frames", "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         result[side] = kid(ctx.vgg_features(side), real, s["kid_subsets"], s["kid_subset_size"], s["kid_seed"],
                            key=KID_SUBSET_SIZE_KEY).as_dict()
     result["features"] = FEATURES
@@ -64,7 +64,7 @@ def fid_vgg(ctx: EvalContext) -> dict[str, Any]:
     real = ctx.vgg_features("real")
     result: dict[str, Any] = {"description": "Fréchet distance on VGG16 frame features vs real frames",
                               "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         try:
             result[side] = fid(ctx.vgg_features(side), real).as_dict()
         except FrechetDistanceError as e:
@@ -108,7 +108,7 @@ def lpips_source_enhanced(ctx: EvalContext) -> dict[str, Any]:
         "description": "LPIPS between each rendered frame and its enhanced (or baseline) version: how much changed",
         "lower_is_better": None,
     }
-    for side in SIDES:
+    for side in ctx.sides:
         if side == "identity":  # the rendered frames against themselves: 0 by definition, not worth a pass
             n = len(ctx.frames.source)
             result[side] = {"mean": 0.0, "std": 0.0, "n": n, "computed": False}
@@ -129,9 +129,9 @@ def swd_patches(ctx: EvalContext) -> dict[str, Any]:
                        "(Karras et al. 2018; x1000 in their tables); per level, finest first",
         "lower_is_better": True, "needs_weights": False,
     }
-    sides = swd_many([ctx.frames_rgb(side) for side in SIDES], real,
+    sides = swd_many([ctx.frames_rgb(side) for side in ctx.sides], real,
                      descriptors_per_image=ctx.settings["swd_descriptors"], seed=seed)
-    for side, r in zip(SIDES, sides, strict=True):
+    for side, r in zip(ctx.sides, sides, strict=True):
         result[side] = {"mean": r.mean, "per_level": list(r.per_level)}
     result["descriptors_per_image"] = ctx.settings["swd_descriptors"]
     result["provenance"] = records.swd_record(
@@ -148,9 +148,9 @@ def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
         "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
         "lower_is_better": True, "needs_weights": False,
     }
-    values = swd_lab_many([ctx.frames_rgb(side) for side in SIDES], real, pixels_per_image=ctx.settings["swd_pixels"],
-                          seed=seed)
-    result.update(zip(SIDES, values, strict=True))
+    values = swd_lab_many([ctx.frames_rgb(side) for side in ctx.sides], real,
+                          pixels_per_image=ctx.settings["swd_pixels"], seed=seed)
+    result.update(zip(ctx.sides, values, strict=True))
     result["provenance"] = records.swd_record(
         ctx, f"{ctx.settings['swd_pixels']} random pixels per frame, sRGB -> CIELab (D65), in Lab units")
     return result
@@ -236,7 +236,7 @@ def run_evaluate(
         "experiment": experiment,
         "metrics": metrics,
         "frames": {"enhanced": len(frames.enhanced), "real": len(frames.real)},
-        "compared": {side: SIDE_TITLES[side] for side in SIDES},
+        "compared": {side: SIDE_TITLES[side] for side in ctx.sides},
         "baselines": baselines_record(ctx),
         "settings": settings,
         "random_weights": random,

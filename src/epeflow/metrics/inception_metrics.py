@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from epeflow.metrics import records
-from epeflow.metrics.baselines import SIDES
 from epeflow.metrics.context import EvalContext
 from epeflow.metrics.inception import (
     INPUT_RECORD,
@@ -56,7 +55,7 @@ def weights_missing(ctx: EvalContext, description: str) -> dict[str, Any]:
     log.warning("%s: %s", description, InceptionWeightsMissing(path))
     return {
         "description": description, "lower_is_better": True,
-        **{side: {"skipped": WEIGHTS_MISSING} for side in SIDES},
+        **{side: {"skipped": WEIGHTS_MISSING} for side in ctx.sides},
         "weights_missing": {"expected": str(path), "download": OFFICIAL[WEIGHTS_NAME].url,
                             "config_key": f"weights.{WEIGHTS_NAME}.path"},
     }
@@ -84,7 +83,7 @@ def kid_inception(ctx: EvalContext) -> dict[str, Any]:
     s = ctx.settings
     real = features(ctx, "real")
     result: dict[str, Any] = {"description": description, "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         result[side] = kid(features(ctx, side), real, s["kid_subsets"], s["kid_subset_size"], s["kid_seed"],
                            key=KID_SUBSET_SIZE_KEY, dtype=np.float32).as_dict()
     result["provenance"] = {
@@ -107,7 +106,7 @@ def fid_inception(ctx: EvalContext) -> dict[str, Any]:
         return weights_missing(ctx, description)
     real = features(ctx, "real")
     result: dict[str, Any] = {"description": description, "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         try:
             result[side] = fid(features(ctx, side), real).as_dict()
         except FrechetDistanceError as e:
