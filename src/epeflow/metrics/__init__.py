@@ -1,13 +1,18 @@
-"""Evaluation metrics: LPIPS (also a training loss), KID and Fréchet distance on VGG16 features, sKVD / cKVD.
+"""Evaluation metrics: FID / KID on Inception-v3 pool3 features as torch-fidelity computes them, LPIPS (also a
+training loss), KID and Fréchet distance on VGG16 features, sKVD / cKVD.
 
-`kid`, `fid`, `skvd` and `ckvd` are pure functions on feature arrays (and label grids); `run_evaluate` is
-the stage that computes them from frames.
+`kid`, `fid`, `skvd` and `ckvd` are pure functions on feature arrays (and label grids); `inception_features`
+gives the (N, 2048) arrays FID / KID are defined on (`kid(..., dtype=numpy.float32)` is torch-fidelity's KID);
+`run_evaluate` is the stage that computes them from frames, `run_evaluate_folders` the same for two folders.
 """
 
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.metrics.evaluate import METRICS, EvalContext, run_evaluate
+from epeflow.metrics.folders import run_evaluate_folders
+from epeflow.metrics.inception import inception_features, load_inception
 from epeflow.metrics.kid import FidResult, KidResult, fid, kid, mmd2_unbiased
 from epeflow.metrics.skvd import CkvdResult, SkvdResult, ckvd, label_grid, match_crops, skvd
 
 __all__ = ["LPIPS", "METRICS", "CkvdResult", "EvalContext", "FidResult", "KidResult", "SkvdResult", "build_lpips",
-           "ckvd", "fid", "kid", "label_grid", "match_crops", "mmd2_unbiased", "run_evaluate", "skvd"]
+           "ckvd", "fid", "inception_features", "kid", "label_grid", "load_inception", "match_crops", "mmd2_unbiased",
+           "run_evaluate", "run_evaluate_folders", "skvd"]
