@@ -3,7 +3,7 @@
 torch-fidelity 0.4.0 requires torchvision and would pull in another torch, so it is installed beside the
 venv without dependencies:
 
-    .venv/bin/pip install --no-deps --target /tmp/tfid_site torch-fidelity==0.4.0
+    .venv/bin/pip install --no-deps --target /tmp/tfid_site torch-fidelity==0.4.0    # or: make torch-fidelity
 
 and found through `EPEFLOW_TORCH_FIDELITY_SITE` (default `/tmp/tfid_site`; an installed torch-fidelity is
 used as it is). The code compared (`FeatureExtractorInceptionV3`, `kid_features_to_metric`,
