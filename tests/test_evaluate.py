@@ -47,7 +47,8 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     # no Inception weights in the (empty) hub cache: recorded as missing with the path expected, never random
     for name in ("kid_inception", "fid_inception"):
         assert all(m[name][side] == {"skipped": "weights missing"} for side in doc["compared"]), name
-        assert m[name]["weights_missing"]["expected"] == str(hub_dir / "pt_inception-2015-12-05-6726825d.pth")
+        expected = str(hub_dir / "pt_inception-2015-12-05-6726825d.pth")
+        assert m[name]["weights_missing"]["expected"] == expected and expected in m[name]["description"]
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["identity"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020

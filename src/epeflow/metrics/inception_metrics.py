@@ -54,7 +54,9 @@ def weights_missing(ctx: EvalContext, description: str) -> dict[str, Any]:
     path = expected_path(ctx.weights.get(WEIGHTS_NAME))
     log.warning("%s: %s", description, InceptionWeightsMissing(path))
     return {
-        "description": description, "lower_is_better": True,
+        "description": f"{description}; not computed, weights missing: expected at {path} "
+                       f"(config key `weights.{WEIGHTS_NAME}.path`)",
+        "lower_is_better": True,
         **{side: {"skipped": WEIGHTS_MISSING} for side in ctx.sides},
         "weights_missing": {"expected": str(path), "download": OFFICIAL[WEIGHTS_NAME].url,
                             "config_key": f"weights.{WEIGHTS_NAME}.path"},
