@@ -167,3 +167,11 @@ def test_kid_refuses_too_few_samples_as_torch_fidelity_does(torch_fidelity):
         kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(x), **{**KID_KWARGS, "kid_subset_size": 8})
     with pytest.raises(Exception, match="needs at least 8 feature vectors in each set, got 6 and 6"):
         kid(x, x, 10, 8)
+
+
+def test_the_hub_cache_serves_either_official_name(hub_dir):
+    with pytest.raises(InceptionWeightsMissing, match="pt_inception-2015-12-05-6726825d.pth"):
+        load_inception(None)
+    torch.save(random_state(1), hub_dir / "weights-inception-2015-12-05-6726825d.pth")  # torch-fidelity's download
+    _, record = load_inception(None)
+    assert record["file"] == str(hub_dir / "weights-inception-2015-12-05-6726825d.pth")

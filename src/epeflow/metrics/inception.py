@@ -32,7 +32,7 @@ from epeflow.io import read_image
 from epeflow.log import progress
 from epeflow.metrics.frames import prefetch, same_size_batches
 from epeflow.metrics.inception_net import POOL3_DIM, InceptionV3Pool3
-from epeflow.weights import OFFICIAL, load_state_dict, resolve_weights, sha256_of
+from epeflow.weights import OFFICIAL, hub_checkpoint_dir, load_state_dict, resolve_weights, sha256_of
 
 INPUT_SIZE = 299
 WEIGHTS_NAME = "inception"
@@ -61,8 +61,6 @@ class InceptionWeightsMissing(EpeflowError):
 
 def expected_path(spec: Mapping[str, Any] | None) -> Path:
     """Where the Inception weights are looked for: the configured path, else the torch hub cache."""
-    from epeflow.weights import hub_checkpoint_dir
-
     configured = (spec or {}).get("path")
     if configured:
         return Path(configured).expanduser()
