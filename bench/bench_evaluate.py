@@ -74,30 +74,33 @@ def main() -> None:
     torch.save(random_state(), weights)
     fake, real = write_frames(out / "fake", n, 1), write_frames(out / "real", n, 2)
 
-    # ours: frames -> features -> KID and FID, as kid_inception / fid_inception run them
-    model, _ = load_inception({"path": str(weights)})
-    start = time.perf_counter()
-    ours_fake = inception_features(model, fake, threads=threads, batch_size=16)
-    ours_real = inception_features(model, real, threads=threads, batch_size=16)
-    t_features = time.perf_counter() - start
-
-    # torch-fidelity's extractor on the same decoded frames (its dataset reads files with Pillow alike)
+    # features: ours (frames -> pool3 as kid_inception / fid_inception run it) and torch-fidelity's extractor on
+    # the same files (decoded with Pillow alike), alternating every 16 frames so a busy spell on this shared
+    # machine hits both sides
     from epeflow.io import read_image
 
+    model, _ = load_inception({"path": str(weights)})
     theirs_net = tf.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                                 feature_extractor_weights_path=str(weights))
 
     def tf_features(paths: list[Path]) -> torch.Tensor:
-        chunks = []
-        for i in range(0, len(paths), 16):
-            batch = torch.stack([torch.from_numpy(read_image(p).transpose(2, 0, 1).copy()) for p in paths[i:i + 16]])
-            with torch.no_grad():
-                chunks.append(theirs_net(batch)[0])
-        return torch.cat(chunks)
+        batch = torch.stack([torch.from_numpy(read_image(p).transpose(2, 0, 1).copy()) for p in paths])
+        with torch.no_grad():
+            return theirs_net(batch)[0]
 
-    start = time.perf_counter()
-    tf_fake, tf_real = tf_features(fake), tf_features(real)
-    t_tf_features = time.perf_counter() - start
+    ours_chunks, tf_chunks, t_features, t_tf_features = [], [], 0.0, 0.0
+    for paths in (fake, real):
+        for i in range(0, len(paths), 16):
+            chunk = paths[i:i + 16]
+            start = time.perf_counter()
+            ours_chunks.append(inception_features(model, chunk, threads=threads, batch_size=16))
+            t_features += time.perf_counter() - start
+            start = time.perf_counter()
+            tf_chunks.append(tf_features(chunk))
+            t_tf_features += time.perf_counter() - start
+    ours_fake, ours_real = np.concatenate(ours_chunks[: len(ours_chunks) // 2]), np.concatenate(
+        ours_chunks[len(ours_chunks) // 2:])
+    tf_fake, tf_real = torch.cat(tf_chunks[: len(tf_chunks) // 2]), torch.cat(tf_chunks[len(tf_chunks) // 2:])
     feature_error = max(float(np.abs(ours_fake - tf_fake.numpy()).max()),
                         float(np.abs(ours_real - tf_real.numpy()).max()))
     feature_scale = float(tf_real.abs().max())
