@@ -3,6 +3,7 @@ rule enhance:
         model="results/{exp}/model.pt",
         manifest=dataset_path("source", "manifest.parquet"),
         gbuffers=gbuffers_input,
+        labels=materials_labels_input,
     output:
         directory("results/{exp}/enhanced"),
     log:
@@ -11,13 +12,13 @@ rule enhance:
         "benchmarks/enhance/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
-    threads: 4
+        gbuffers=lambda wc, input: input.gbuffers or "-",  # `-`: an image-only generator
+        labels=materials_labels_flag,
+    threads: stage_threads("enhance")
     resources:
-        mem_mb=16000,
-        runtime=6 * 60,
-        gpu=1,
+        **stage_resources("enhance", frames=enhance_frames, need_gpus=gpus_unless_cpu("enhance")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
+        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {params.gbuffers} {output} {params.labels} "
         "--spec {params.spec:q} --threads {threads} &> {log}"

@@ -11,13 +11,11 @@ rule gbuffers:
         spec=dataset_settings("gbuffers"),
         weights=dataset_weights("gbuffers"),
         random=dataset_random_flag("gbuffers"),
-    threads: 4
+    threads: stage_threads("gbuffers")
     resources:
-        mem_mb=16000,
-        runtime=12 * 60,
-        gpu=lambda wc: 1 if dataset(wc.ds)["gbuffers"] == "fake" else 0,
+        **stage_resources("gbuffers", need_gpus=lambda wc: 1 if dataset(wc.ds)["gbuffers"] == "fake" else 0),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow gbuffers {input.manifest} {output} --spec {params.spec:q} "
+        "epeflow on-gpus {resources.gpu} -- epeflow gbuffers {input.manifest} {output} --spec {params.spec:q} "
         "--weights {params.weights:q} {params.random} --threads {threads} &> {log}"

@@ -10,17 +10,16 @@ rule knn:
         "benchmarks/knn/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["knn"]),
-    threads: 8
+    threads: stage_threads("knn")
     resources:
-        mem_mb=32000,
-        runtime=6 * 60,
-        gpu=lambda wc: 0 if experiment(wc)["knn"]["device"] == "cpu" else 1,
+        **stage_resources("knn", frames=knn_frames, need_gpus=gpus_unless_cpu("knn")),
     conda:
         "../envs/faiss.yaml"
     shell:
-        "epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
+        "epeflow on-gpus {resources.gpu} -- epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
 
 
+# filter -> weights -> preview: short CPU steps, one cluster job (one scheduler round trip, not three).
 rule filter_matches:
     input:
         knn="results/{exp}/matching/knn.zarr",
@@ -34,10 +33,11 @@ rule filter_matches:
         "benchmarks/filter/{exp}.tsv"
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
-    threads: 1
+    group:
+        "matching"
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -47,6 +47,7 @@ rule filter_matches:
 rule sampling_weights:
     input:
         matches="results/{exp}/matching/matches.parquet",
+        crops=dataset_path("source", "crops.zarr"),
         manifest=dataset_path("source", "manifest.parquet"),
     output:
         "results/{exp}/matching/weights.parquet",
@@ -54,14 +55,15 @@ rule sampling_weights:
         "logs/weights/{exp}.log",
     benchmark:
         "benchmarks/weights/{exp}.tsv"
-    threads: 1
+    group:
+        "matching"
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow weights {input.matches} {input.manifest} {output} &> {log}"
+        "epeflow weights {input.matches} {input.crops} {input.manifest} {output} &> {log}"
 
 
 rule match_preview:
@@ -70,6 +72,8 @@ rule match_preview:
         knn="results/{exp}/matching/knn.zarr",
         src=dataset_path("source", "manifest.parquet"),
         dst=dataset_path("target", "manifest.parquet"),
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
         grid=report("results/{exp}/matching/preview.png", caption="../workflow/report/preview.rst", category="Matching"),
         hist=report("results/{exp}/matching/distances.png", caption="../workflow/report/distances.rst", category="Matching"),
@@ -77,12 +81,14 @@ rule match_preview:
         "logs/match_preview/{exp}.log",
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
-    threads: 1
+    group:
+        "matching"
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --grid {output.grid} "
+        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} --grid {output.grid} "
         "--hist {output.hist} --max-dist {params.max_dist} &> {log}"

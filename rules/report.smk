@@ -7,17 +7,24 @@ rule report_html:
         weights="results/{exp}/matching/weights.parquet",
         preview="results/{exp}/matching/preview.png",
         distances="results/{exp}/matching/distances.png",
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
-        report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
+        report(
+            "results/{exp}/report.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+            labels={"experiment": "{exp}", "file": "report.html"},
+        ),
     log:
         "logs/report/{exp}.log",
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
         "epeflow report {wildcards.exp} {output} --metrics {input.metrics} --model {input.model} "
         "--enhanced {input.enhanced} --matches {input.matches} --pair-weights {input.weights} "
-        "--preview {input.preview} --distances {input.distances} &> {log}"
+        "--preview {input.preview} --distances {input.distances} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} &> {log}"

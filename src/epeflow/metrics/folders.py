@@ -27,7 +27,13 @@ from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-NEEDS_SOURCES = {"lpips": "needs each fake frame's rendered source (the workflow's evaluate stage has it)"}
+NEEDS_SOURCES = {
+    "lpips": "needs each fake frame's rendered source (the workflow's evaluate stage has it)",
+    "tof": "needs each fake frame's rendered source and the frames' sequences (the workflow's manifests)",
+    "tlp": "needs each fake frame's rendered source and the frames' sequences (the workflow's manifests)",
+    "semantic_consistency": "needs the label maps of the rendered sources and of the fake frames (the workflow's "
+                            "labels stage)",
+}
 
 
 def image_files(folder: Path, what: str) -> list[Path]:
