@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv demo test lint dag bench clean-results
+.PHONY: venv demo test lint dag bench clean-results torch-fidelity
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: venv
 ## Run the test suite (the same command CI runs).
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## torch-fidelity 0.4.0 beside the venv, without its dependencies (it would pull another torch), for the
+## Inception FID/KID parity tests and bench_evaluate; tests find it through EPEFLOW_TORCH_FIDELITY_SITE.
+TFID_SITE ?= /tmp/tfid_site
+torch-fidelity: venv
+	$(BIN)/python -m pip install --quiet --no-deps --target $(TFID_SITE) torch-fidelity==0.4.0
 
 lint: venv
 	$(BIN)/ruff check src tests bench

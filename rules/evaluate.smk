@@ -18,7 +18,7 @@ rule evaluate:
         "benchmarks/evaluate/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["evaluate"]),
-        weights=weights_json("vgg16", "lpips", "mseg"),
+        weights=weights_json("vgg16", "lpips", "mseg", "inception"),
         random=experiment_random_flag,
     threads: stage_threads("evaluate")
     resources:

@@ -43,8 +43,13 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
-    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd", "tof", "tlp",
-                      "semantic_consistency"}
+    assert set(m) == {"kid_inception", "fid_inception", "kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd",
+                      "ckvd", "tof", "tlp", "semantic_consistency"}
+    # no Inception weights in the (empty) hub cache: recorded as missing with the path expected, never random
+    for name in ("kid_inception", "fid_inception"):
+        assert all(m[name][side] == {"skipped": "weights missing"} for side in doc["compared"]), name
+        expected = str(hub_dir / "pt_inception-2015-12-05-6726825d.pth")
+        assert m[name]["weights_missing"]["expected"] == expected and expected in m[name]["description"]
     # the test frames 1, 3, 5, 7 are no consecutive pairs: the temporal metrics say so instead of a number
     assert "no two consecutive enhanced frames" in m["tof"]["skipped"] and "skipped" in m["tlp"]
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
@@ -76,7 +81,7 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     # every number says where it comes from
     for name, metric in m.items():
-        if name in ("tof", "tlp", "semantic_consistency"):
+        if name in ("tof", "tlp", "semantic_consistency") or "weights_missing" in metric:
             continue
         p = metric["provenance"]
         real = {} if name == "lpips" else {"real": 12}  # LPIPS compares each frame with its rendered source

@@ -39,6 +39,10 @@ OFFICIAL: dict[str, OfficialWeights] = {
         "mseg-3m.pth",
         "https://github.com/mseg-dataset/mseg-semantic#how-fast-can-your-models-run (mseg-3m.pth, 1080p model)",
     ),
+    "inception": OfficialWeights(  # no sha256 prefix check: the name's digits are not documented as one
+        "pt_inception-2015-12-05-6726825d.pth",
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    ),
     "lpips": OfficialWeights(
         "lpips-vgg-v0.1.pth",
         "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",

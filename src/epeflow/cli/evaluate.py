@@ -19,16 +19,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sliced Wasserstein distances, and LPIPS from each rendered frame, each for the enhanced frames and two "
         "baselines: the rendered frames as they are and their Reinhard colour transfer towards the real frames. "
         "Writes metrics.json with provenance; results computed with random weights carry the warning "
-        "'random weights — not a real measurement'.",
+        "'random weights — not a real measurement'. With --real DIR --fake DIR it compares two image folders "
+        "instead (no workflow outputs needed).",
     )
-    p.add_argument("enhanced", type=path_arg, help="enhanced frame folder (<id>.png + index.parquet)")
-    p.add_argument("src_manifest", type=path_arg, help="manifest.parquet of the source (synthetic) dataset")
-    p.add_argument("dst_manifest", type=path_arg, help="manifest.parquet of the target (real) dataset")
-    p.add_argument("out", type=path_arg, help="metrics.json to write")
+    p.add_argument("enhanced", type=path_arg, nargs="?",
+                   help="enhanced frame folder (<id>.png + index.parquet); or use --real / --fake")
+    p.add_argument("src_manifest", type=path_arg, nargs="?", help="manifest.parquet of the source (synthetic) dataset")
+    p.add_argument("dst_manifest", type=path_arg, nargs="?", help="manifest.parquet of the target (real) dataset")
+    p.add_argument("out", type=path_arg, nargs="?", help="metrics.json to write")
     p.add_argument("--src-labels", type=path_arg, default=None,
                    help="labels folder of the source dataset (sKVD / cKVD; skipped without it)")
     p.add_argument("--dst-labels", type=path_arg, default=None,
                    help="labels folder of the target dataset (sKVD / cKVD; skipped without it)")
+    folders = p.add_argument_group(
+        "two image folders, outside the workflow",
+        "compare any folder of images with a folder of real ones: the fake set only (no baselines, no LPIPS)")
+    folders.add_argument("--real", type=path_arg, default=None, help="folder of real images")
+    folders.add_argument("--fake", type=path_arg, default=None, help="folder of generated / enhanced images")
+    folders.add_argument("--labels", type=path_arg, nargs=2, metavar=("FAKE_LABELS", "REAL_LABELS"), default=None,
+                         help="label folders of both (<image stem>.png maps and labels.json, as `epeflow labels` "
+                         "writes) for sKVD / cKVD")
+    folders.add_argument("--out", dest="out_file", type=path_arg, default=None,
+                         help="metrics.json to write (default: stdout)")
     add_spec(p, "the experiment's `evaluate`")
     add_weights(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and frame decoding")
@@ -49,6 +61,45 @@ def _scratch(args: argparse.Namespace) -> Path:
     return folder
 
 
+def _folder_mode(args: argparse.Namespace) -> bool:
+    """--real / --fake, or the workflow's four positional paths; never a mix."""
+    positional = [args.enhanced, args.src_manifest, args.dst_manifest, args.out]
+    if args.real is None and args.fake is None:
+        if None in positional:
+            raise EpeflowError("pass ENHANCED SRC_MANIFEST DST_MANIFEST OUT (the workflow's evaluate), or --real DIR "
+                               "--fake DIR (two image folders)")
+        if args.labels is not None or args.out_file is not None:
+            raise EpeflowError("--labels and --out go with --real / --fake; here use --src-labels / --dst-labels "
+                               "and the positional OUT")
+        return False
+    if args.real is None or args.fake is None or any(p is not None for p in positional):
+        raise EpeflowError("pass both --real DIR and --fake DIR (and --out FILE), without positional paths")
+    if args.src_labels is not None or args.dst_labels is not None:
+        raise EpeflowError("with --real / --fake pass label folders as --labels FAKE_LABELS REAL_LABELS")
+    return True
+
+
+def _evaluate_folders(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from epeflow.artifacts.metrics import write_metrics
+    from epeflow.config import validate_section
+    from epeflow.metrics.folders import run_evaluate_folders
+
+    settings = validate_section("evaluate", spec(args), ("evaluate",))
+    labels = tuple(args.labels) if args.labels else None
+    doc = run_evaluate_folders(args.real, args.fake, settings, spec(args, "weights"), args.allow_random_weights,
+                               threads=args.threads, labels=labels)
+    if args.out_file is None:
+        json.dump(doc, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        args.out_file.parent.mkdir(parents=True, exist_ok=True)
+        write_metrics(args.out_file, doc)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -58,6 +109,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from epeflow.metrics.evaluate import run_evaluate
 
     torch.set_num_threads(max(1, args.threads))
+    if _folder_mode(args):
+        return _evaluate_folders(args)
     experiment = args.experiment or args.out.resolve().parent.name
     settings = validate_section("evaluate", spec(args), ("experiments", experiment, "evaluate"))
     cache = args.out.with_name(args.out.name + ".partial")  # per-set features, kept across a kill

@@ -19,7 +19,7 @@ from epeflow.artifacts.feature_cache import FeatureCache
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
-from epeflow.metrics.baselines import write_colour_transfer
+from epeflow.metrics.baselines import SIDES, write_colour_transfer
 from epeflow.metrics.colour_transfer import fit_reinhard
 from epeflow.metrics.frame_features import embed_frames
 from epeflow.metrics.frames import EvalFrames, load_rgb, resize_short_side
@@ -39,7 +39,9 @@ class EvalContext:
     """What metric functions read: the frames, settings, and models / features built on first use.
 
     `labels`: the labels folders of the source and the target dataset (for sKVD / cKVD), when given;
-    `scratch`: an empty folder for the colour-transferred frames (made when a metric first needs them).
+    `scratch`: an empty folder for the colour-transferred frames (made when a metric first needs them);
+    `sides`: the frame sets each metric compares with the real frames (the enhanced frames and both
+    baselines in the workflow; only the enhanced ones for two folders, `epeflow evaluate --real --fake`).
     """
 
     frames: EvalFrames
@@ -51,6 +53,7 @@ class EvalContext:
     labels: tuple[Path, Path] | None = None
     scratch: Path | None = None
     feature_cache: FeatureCache | None = None  # VGG16 features per set, kept across a killed run
+    sides: tuple[str, ...] = SIDES
     random_models: list[str] = field(default_factory=list)  # models that ran with random weights
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -4,7 +4,8 @@ Every metric is computed for the enhanced frames and for the baselines of `epefl
 the rendered frames as they are (`identity`) and their Reinhard colour transfer towards the real set.
 
 Each metric is a small function of an `EvalContext`, which computes once what metrics share (models,
-VGG16 frame features, sKVD's crops); FID-Inception or temporal metrics are one more entry in `METRICS`.
+VGG16 frame features, sKVD's crops); each metric is one entry in `METRICS` (the Inception FID / KID of
+published tables live in `epeflow.metrics.inception_metrics`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
 from epeflow.metrics import records
-from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.baselines import SIDE_TITLES
 from epeflow.metrics.consistency import semantic_consistency_metric
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
+from epeflow.metrics.inception_metrics import fid_inception, kid_inception
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
 from epeflow.metrics.swd import swd_lab_many, swd_many
@@ -48,7 +50,7 @@ def kid_vgg(ctx: EvalContext) -> dict[str, Any]:
     real = ctx.vgg_features("real")
     s = ctx.settings
     result: dict[str, Any] = {"description": "KID on VGG16 frame features vs real frames", "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         result[side] = kid(ctx.vgg_features(side), real, s["kid_subsets"], s["kid_subset_size"], s["kid_seed"],
                            key=KID_SUBSET_SIZE_KEY).as_dict()
     result["features"] = FEATURES
@@ -65,7 +67,7 @@ def fid_vgg(ctx: EvalContext) -> dict[str, Any]:
     real = ctx.vgg_features("real")
     result: dict[str, Any] = {"description": "Fréchet distance on VGG16 frame features vs real frames",
                               "lower_is_better": True}
-    for side in SIDES:
+    for side in ctx.sides:
         try:
             result[side] = fid(ctx.vgg_features(side), real).as_dict()
         except FrechetDistanceError as e:
@@ -109,7 +111,7 @@ def lpips_source_enhanced(ctx: EvalContext) -> dict[str, Any]:
         "description": "LPIPS between each rendered frame and its enhanced (or baseline) version: how much changed",
         "lower_is_better": None,
     }
-    for side in SIDES:
+    for side in ctx.sides:
         if side == "identity":  # the rendered frames against themselves: 0 by definition, not worth a pass
             n = len(ctx.frames.source)
             result[side] = {"mean": 0.0, "std": 0.0, "n": n, "computed": False}
@@ -130,9 +132,9 @@ def swd_patches(ctx: EvalContext) -> dict[str, Any]:
                        "(Karras et al. 2018; x1000 in their tables); per level, finest first",
         "lower_is_better": True, "needs_weights": False,
     }
-    sides = swd_many([ctx.frames_rgb(side) for side in SIDES], real,
+    sides = swd_many([ctx.frames_rgb(side) for side in ctx.sides], real,
                      descriptors_per_image=ctx.settings["swd_descriptors"], seed=seed)
-    for side, r in zip(SIDES, sides, strict=True):
+    for side, r in zip(ctx.sides, sides, strict=True):
         result[side] = {"mean": r.mean, "per_level": list(r.per_level)}
     result["descriptors_per_image"] = ctx.settings["swd_descriptors"]
     result["provenance"] = records.swd_record(
@@ -149,15 +151,17 @@ def swd_lab_colours(ctx: EvalContext) -> dict[str, Any]:
         "description": "sliced Wasserstein distance of CIELab pixel colours vs real frames (Lab units)",
         "lower_is_better": True, "needs_weights": False,
     }
-    values = swd_lab_many([ctx.frames_rgb(side) for side in SIDES], real, pixels_per_image=ctx.settings["swd_pixels"],
-                          seed=seed)
-    result.update(zip(SIDES, values, strict=True))
+    values = swd_lab_many([ctx.frames_rgb(side) for side in ctx.sides], real,
+                          pixels_per_image=ctx.settings["swd_pixels"], seed=seed)
+    result.update(zip(ctx.sides, values, strict=True))
     result["provenance"] = records.swd_record(
         ctx, f"{ctx.settings['swd_pixels']} random pixels per frame, sRGB -> CIELab (D65), in Lab units")
     return result
 
 
 METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
+    "kid_inception": kid_inception,
+    "fid_inception": fid_inception,
     "kid_vgg": kid_vgg,
     "fid_vgg": fid_vgg,
     "lpips": lpips_source_enhanced,
@@ -200,7 +204,7 @@ def baselines_record(ctx: EvalContext) -> dict[str, Any]:
 
 def check_kid_subset_size(settings: Mapping[str, Any], n_enhanced: int, n_real: int) -> None:
     """Stop before any feature is computed when the KID subset size does not fit the frame counts."""
-    if "kid_vgg" in settings["metrics"] and min(n_enhanced, n_real) >= 2:
+    if {"kid_vgg", "kid_inception"} & set(settings["metrics"]) and min(n_enhanced, n_real) >= 2:
         resolve_subset_size(settings["kid_subset_size"], n_enhanced, n_real, KID_SUBSET_SIZE_KEY)
 
 
@@ -241,7 +245,7 @@ def run_evaluate(
         "experiment": experiment,
         "metrics": metrics,
         "frames": {"enhanced": len(frames.enhanced), "real": len(frames.real)},
-        "compared": {side: SIDE_TITLES[side] for side in SIDES},
+        "compared": {side: SIDE_TITLES[side] for side in ctx.sides},
         "baselines": baselines_record(ctx),
         "settings": settings,
         "random_weights": random,

@@ -13,7 +13,6 @@ from typing import Any
 
 from epeflow.artifacts.labels import read_labels_info
 from epeflow.errors import EpeflowError
-from epeflow.metrics.baselines import SIDES
 from epeflow.metrics.context import EvalContext
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING
 from epeflow.weights import resolve_weights, sha256_of
@@ -62,7 +61,7 @@ def frame_input(ctx: EvalContext) -> dict[str, str]:
 def samples(ctx: EvalContext) -> dict[str, int]:
     """Frames in each compared set and in the real set."""
     n = len(ctx.frames.enhanced)
-    return {**dict.fromkeys(SIDES, n), "real": len(ctx.frames.real)}
+    return {**dict.fromkeys(ctx.sides, n), "real": len(ctx.frames.real)}
 
 
 def vgg_features(ctx: EvalContext, pooling: str) -> dict[str, Any]:

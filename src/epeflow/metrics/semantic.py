@@ -19,7 +19,6 @@ from epeflow.artifacts.labels import read_label_map, read_labels_info
 from epeflow.common.taxonomy import UNLABELED, universal_names
 from epeflow.log import progress
 from epeflow.metrics import records
-from epeflow.metrics.baselines import SIDES
 from epeflow.metrics.context import EvalContext, FrameSet, MetricUnavailable
 from epeflow.metrics.frame_crops import crop_boxes, crop_side, labels_at_resolution
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, embed_crops
@@ -65,7 +64,8 @@ def crop_setup(ctx: EvalContext) -> CropSetup:
         ctx.require_frames()
         if ctx.labels is None:
             raise MetricUnavailable("needs the label maps of both datasets: pass `--src-labels` and `--dst-labels` "
-                                    "to `epeflow evaluate` (the workflow's evaluate rule does)")
+                                    "to `epeflow evaluate` (the workflow's evaluate rule does), or `--labels FAKE "
+                                    "REAL` with `--real` / `--fake`")
         src_labels, dst_labels = ctx.labels
         for folder in (src_labels, dst_labels):
             if read_labels_info(folder)["random_weights"]:
@@ -145,7 +145,7 @@ def skvd_metric(ctx: EvalContext) -> dict[str, Any]:
         "lower_is_better": True,
     }
     partners = setup.pairs.kept_partners
-    for side in SIDES:
+    for side in ctx.sides:
         x = _kept_features(ctx, setup, side)
         result[side] = paired_skvd(x, real, len(setup.boxes), len(setup.real_boxes), partners).as_dict()
     result.update(_setup_record(setup))
@@ -168,7 +168,7 @@ def ckvd_metric(ctx: EvalContext) -> dict[str, Any]:
                        f"with at least {min_pairs} pairs",
         "lower_is_better": True,
     }
-    for side in SIDES:
+    for side in ctx.sides:
         r = paired_ckvd(_kept_features(ctx, setup, side), real, setup.pairs.kept_partners, setup.classes,
                         min_pairs).as_dict()
         r["per_class"] = {class_name(int(k)): v for k, v in r["per_class"].items()}
