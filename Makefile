@@ -31,8 +31,8 @@ demo: venv
 	@echo "Demo done: results/demo/model.pt, results/demo/metrics.json, results/demo/report.html"
 
 ## Run the test suite (the same command CI runs).
-test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: venv torch-fidelity
+	EPEFLOW_TORCH_FIDELITY_SITE=$(TFID_SITE) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## torch-fidelity 0.4.0 beside the venv, without its dependencies (it would pull another torch), for the
 ## Inception FID/KID parity tests and bench_evaluate; tests find it through EPEFLOW_TORCH_FIDELITY_SITE.
