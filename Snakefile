@@ -5,6 +5,14 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Snakemake's own message for invalid YAML names neither file nor line; ours does (overlays given with
+# --configfile are read before this file: `epeflow config config/config.yaml <overlay>` names their line).
+from epeflow.workflow_config import exit_on_error, read_yaml_file
+
+with exit_on_error():
+    read_yaml_file("config/config.yaml")
+
+
 configfile: "config/config.yaml"
 
 

@@ -2,11 +2,17 @@
 import json
 from functools import cache
 
-from epeflow.config import dataset_stage_settings, dataset_stage_weights, validate_config
+from epeflow.config import dataset_stage_settings, dataset_stage_weights, may_have_gt_labels
+from epeflow.workflow_config import config_entry, exit_on_error, validate_workflow_config
 from epeflow.resources import dataset_frames, job_resources, job_threads, split_frames
 
-# Fill defaults and cross-check datasets / experiments (errors name the config key).
-config.update(validate_config(config))
+# Fill defaults and cross-check datasets / experiments: an error is one short message naming the config
+# file(s) and key, not a traceback.
+_OVERLAYS = [str(f) for f in workflow.overwrite_configfiles]
+with exit_on_error():
+    config.update(validate_workflow_config(
+        config, [f for f in map(str, workflow.configfiles) if f not in _OVERLAYS] + _OVERLAYS
+    ))
 
 
 wildcard_constraints:
@@ -20,11 +26,14 @@ def as_json(obj):
 
 
 def dataset(name):
-    return config["datasets"][name]
+    """A dataset's config entry; a name not in the config (a target typo) stops with the defined names."""
+    with exit_on_error():
+        return config_entry(config, "datasets", name)
 
 
 def experiment(wildcards):
-    return config["experiments"][wildcards.exp]
+    with exit_on_error():
+        return config_entry(config, "experiments", wildcards.exp)
 
 
 def dataset_path(role, artifact):
@@ -83,14 +92,51 @@ def demo_input(wildcards):
     return f"results/datasets/{wildcards.ds}/demo" if "demo" in dataset(wildcards.ds) else []
 
 
+@cache
+def num_shards(name):
+    """Jobs of a per-frame stage of dataset `name`: ceil(frames / shard_frames), frames counted from its files
+    (the listing the manifest fingerprint takes anyway) or its demo settings, so planning reads no manifest."""
+    from epeflow.common.shards import shard_count
+    from epeflow.datasets.fingerprint import planned_frames
+
+    entry = dataset(name)
+    listing = "" if "demo" in entry else _dataset_content(name)
+    return shard_count(planned_frames(entry, listing), entry["shard_frames"])
+
+
 def crop_shards(wildcards):
-    n = dataset(wildcards.ds)["crops"]["shards"]
+    n = max(dataset(wildcards.ds)["crops"]["shards"], num_shards(wildcards.ds))
     return [f"results/datasets/{wildcards.ds}/crops_shards/{i}-of-{n}.zarr" for i in range(n)]
 
 
+def label_shards(wildcards):
+    n = num_shards(wildcards.ds)
+    return [f"results/datasets/{wildcards.ds}/labels_shards/{i}-of-{n}" for i in range(n)]
+
+
 def gbuffers_input(wildcards):
-    """G-buffer store of an experiment's source dataset."""
+    """G-buffer store of an experiment's source dataset; none for an image-only generator (`train.image_only`,
+    implied by `gbuffers: none`)."""
+    if experiment(wildcards)["train"]["image_only"]:
+        return []
     return f"results/datasets/{experiment(wildcards)['source']}/gbuffers.zarr"
+
+
+def materials_labels_input(wildcards):
+    """The source's robust labels where they give the generator its materials: a dataset without GT labels
+    and a generator that reads materials (not image-only)."""
+    exp = experiment(wildcards)
+    if exp["train"]["image_only"] or may_have_gt_labels(dataset(exp["source"])):
+        return []
+    return f"results/datasets/{exp['source']}/labels"
+
+
+def gbuffers_flag(wildcards, input):
+    return f"--gbuffers {input.gbuffers}" if input.gbuffers else ""
+
+
+def materials_labels_flag(wildcards, input):
+    return f"--robust-labels {input.labels}" if input.labels else ""
 
 
 def train_init_input(wildcards):

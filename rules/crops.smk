@@ -8,7 +8,8 @@ rule crop_stats:
     benchmark:
         "benchmarks/crop_stats/{ds}.tsv"
     params:
-        spec=dataset_settings("crop_stats"),
+        spec=dataset_settings("crop_stats"),  # includes crops.size: every frame must fit a crop
+    priority: 10  # cheap, and it refuses frames smaller than the crop before hours of labels or G-buffers
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -40,6 +41,11 @@ rule crops_shard:
     shell:
         "epeflow on-gpus {resources.gpu} -- epeflow crops {input.manifest} {input.stats} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
+
+
+# The merge copies the shards' rows into one store (I/O only): it runs where Snakemake runs, no cluster job.
+localrules:
+    crops,
 
 
 rule crops:

@@ -3,6 +3,7 @@ rule enhance:
         model="results/{exp}/model.pt",
         manifest=dataset_path("source", "manifest.parquet"),
         gbuffers=gbuffers_input,
+        labels=materials_labels_input,
     output:
         directory("results/{exp}/enhanced"),
     log:
@@ -11,11 +12,13 @@ rule enhance:
         "benchmarks/enhance/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
+        gbuffers=lambda wc, input: input.gbuffers or "-",  # `-`: an image-only generator
+        labels=materials_labels_flag,
     threads: stage_threads("enhance")
     resources:
         **stage_resources("enhance", frames=enhance_frames, need_gpus=gpus_unless_cpu("enhance")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
+        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {params.gbuffers} {output} {params.labels} "
         "--spec {params.spec:q} --threads {threads} &> {log}"

@@ -6,14 +6,19 @@ rule evaluate:
         src_labels=dataset_path("source", "labels"),
         dst_labels=dataset_path("target", "labels"),
     output:
-        "results/{exp}/metrics.json",
+        report(
+            "results/{exp}/metrics.json",
+            caption="../workflow/report/metrics.rst",
+            category="Evaluation",
+            labels={"experiment": "{exp}", "file": "metrics.json"},
+        ),
     log:
         "logs/evaluate/{exp}.log",
     benchmark:
         "benchmarks/evaluate/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["evaluate"]),
-        weights=weights_json("vgg16", "lpips"),
+        weights=weights_json("vgg16", "lpips", "mseg"),
         random=experiment_random_flag,
     threads: stage_threads("evaluate")
     resources:

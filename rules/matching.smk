@@ -19,6 +19,7 @@ rule knn:
         "epeflow on-gpus {resources.gpu} -- epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
 
 
+# filter -> weights -> preview: short CPU steps, one cluster job (one scheduler round trip, not three).
 rule filter_matches:
     input:
         knn="results/{exp}/matching/knn.zarr",
@@ -32,6 +33,8 @@ rule filter_matches:
         "benchmarks/filter/{exp}.tsv"
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
+    group:
+        "matching"
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -44,6 +47,7 @@ rule filter_matches:
 rule sampling_weights:
     input:
         matches="results/{exp}/matching/matches.parquet",
+        crops=dataset_path("source", "crops.zarr"),
         manifest=dataset_path("source", "manifest.parquet"),
     output:
         "results/{exp}/matching/weights.parquet",
@@ -51,13 +55,15 @@ rule sampling_weights:
         "logs/weights/{exp}.log",
     benchmark:
         "benchmarks/weights/{exp}.tsv"
+    group:
+        "matching"
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow weights {input.matches} {input.manifest} {output} &> {log}"
+        "epeflow weights {input.matches} {input.crops} {input.manifest} {output} &> {log}"
 
 
 rule match_preview:
@@ -66,6 +72,8 @@ rule match_preview:
         knn="results/{exp}/matching/knn.zarr",
         src=dataset_path("source", "manifest.parquet"),
         dst=dataset_path("target", "manifest.parquet"),
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
         grid=report("results/{exp}/matching/preview.png", caption="../workflow/report/preview.rst", category="Matching"),
         hist=report("results/{exp}/matching/distances.png", caption="../workflow/report/distances.rst", category="Matching"),
@@ -73,11 +81,14 @@ rule match_preview:
         "logs/match_preview/{exp}.log",
     params:
         max_dist=lambda wc: experiment(wc)["max_dist"],
+    group:
+        "matching"
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --grid {output.grid} "
+        "epeflow preview {input.matches} {input.knn} {input.src} {input.dst} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} --grid {output.grid} "
         "--hist {output.hist} --max-dist {params.max_dist} &> {log}"

@@ -7,8 +7,15 @@ rule report_html:
         weights="results/{exp}/matching/weights.parquet",
         preview="results/{exp}/matching/preview.png",
         distances="results/{exp}/matching/distances.png",
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
     output:
-        report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
+        report(
+            "results/{exp}/report.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+            labels={"experiment": "{exp}", "file": "report.html"},
+        ),
     log:
         "logs/report/{exp}.log",
     threads: stage_threads("default")
@@ -19,4 +26,5 @@ rule report_html:
     shell:
         "epeflow report {wildcards.exp} {output} --metrics {input.metrics} --model {input.model} "
         "--enhanced {input.enhanced} --matches {input.matches} --pair-weights {input.weights} "
-        "--preview {input.preview} --distances {input.distances} &> {log}"
+        "--preview {input.preview} --distances {input.distances} --src-crops {input.src_crops} "
+        "--dst-crops {input.dst_crops} &> {log}"

@@ -7,6 +7,8 @@ rule train:
         gbuffers=gbuffers_input,
         matches="results/{exp}/matching/matches.parquet",
         weights="results/{exp}/matching/weights.parquet",
+        src_crops=dataset_path("source", "crops.zarr"),
+        dst_crops=dataset_path("target", "crops.zarr"),
         init=train_init_input,
     output:
         "results/{exp}/model.pt",
@@ -19,6 +21,7 @@ rule train:
         weights=weights_json("vgg16", "lpips"),
         random=experiment_random_flag,
         checkpoints="results/{exp}/checkpoints",
+        gbuffers=gbuffers_flag,
         tensorboard="results/{exp}/tb",
         launcher=train_launcher,
         torch_threads=train_threads,
@@ -34,6 +37,7 @@ rule train:
         # exec: the signal reaches epeflow (or torchrun) itself, not a shell that would die of it first
         "exec epeflow on-gpus {resources.gpu} -- {params.launcher} epeflow train --src-manifest {input.src_manifest} "
         "--dst-manifest {input.dst_manifest} --src-labels {input.src_labels} --dst-labels {input.dst_labels} "
-        "--gbuffers {input.gbuffers} --matches {input.matches} --pair-weights {input.weights} "
+        "{params.gbuffers} --matches {input.matches} --pair-weights {input.weights} "
+        "--src-crops {input.src_crops} --dst-crops {input.dst_crops} "
         "--checkpoints {params.checkpoints} --out {output} --tensorboard {params.tensorboard} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {params.torch_threads} &> {log}"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from epeflow.features.boxes import sample_boxes, shard_range
+from epeflow.common.shards import shard_count, shard_range
+from epeflow.features.boxes import sample_boxes
 
 
 def test_boxes_are_seeded_per_frame_and_inside_the_frame():
@@ -45,3 +46,11 @@ def test_bad_shard_index_is_refused():
         shard_range(10, 3, 3)
     with pytest.raises(ValueError):
         shard_range(10, 0, 0)
+
+
+def test_shard_count_follows_shard_frames():
+    assert [shard_count(n, 500) for n in (0, 1, 500, 501, 25_000)] == [1, 1, 1, 2, 50]
+    assert shard_count(25_000, None) == 1
+    # balanced ranges cover every frame once, some empty when fewer frames are left than planned
+    ranges = [shard_range(3, i, 5) for i in range(5)]
+    assert [f for r in ranges for f in r] == [0, 1, 2] and sum(len(r) == 0 for r in ranges) == 2

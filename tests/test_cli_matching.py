@@ -28,7 +28,7 @@ def test_matching_commands_as_the_rules_call_them(tmp_path, stores):
     )
     assert main(["knn", src, dst, str(m / "knn.zarr"), "--spec", spec, "--threads", "2"]) == 0
     assert main(["filter", str(m / "knn.zarr"), src, dst, str(m / "matches.parquet"), "--max-dist", "4.0"]) == 0
-    assert main(["weights", str(m / "matches.parquet"), src_manifest, str(m / "weights.parquet")]) == 0
+    assert main(["weights", str(m / "matches.parquet"), src, src_manifest, str(m / "weights.parquet")]) == 0
     assert (
         main(
             [
@@ -37,6 +37,10 @@ def test_matching_commands_as_the_rules_call_them(tmp_path, stores):
                 str(m / "knn.zarr"),
                 src_manifest,
                 dst_manifest,
+                "--src-crops",
+                src,
+                "--dst-crops",
+                dst,
                 "--grid",
                 str(m / "preview.png"),
                 "--hist",

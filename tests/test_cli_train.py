@@ -37,6 +37,7 @@ def test_train_then_enhance_as_the_rules_call_them(tmp_path, hub_dir, capsys):
         "train", "--src-manifest", str(exp.src_manifest), "--dst-manifest", str(exp.dst_manifest),
         "--src-labels", str(exp.src_labels), "--dst-labels", str(exp.dst_labels), "--gbuffers", str(exp.gbuffers),
         "--matches", str(exp.matches), "--pair-weights", str(exp.pair_weights),
+        "--src-crops", str(exp.src_crops), "--dst-crops", str(exp.dst_crops),
         "--checkpoints", str(tmp_path / "results" / "checkpoints"), "--out", str(model),
         "--tensorboard", str(tmp_path / "results" / "tb"),
         "--spec", json.dumps({**TINY_TRAIN, "iterations": 1}), "--weights", "{}", "--allow-random-weights",
@@ -61,6 +62,7 @@ def test_errors_are_reported_without_traceback(tmp_path, hub_dir, capsys):
         "train", "--src-manifest", str(exp.src_manifest), "--dst-manifest", str(exp.dst_manifest),
         "--src-labels", str(exp.src_labels), "--dst-labels", str(exp.dst_labels), "--gbuffers", str(exp.gbuffers),
         "--matches", str(exp.matches), "--pair-weights", str(exp.pair_weights),
+        "--src-crops", str(exp.src_crops), "--dst-crops", str(exp.dst_crops),
         "--checkpoints", str(tmp_path / "ckpt"), "--out", str(tmp_path / "model.pt"),
         "--spec", json.dumps({"iterations": 0}),
     ])

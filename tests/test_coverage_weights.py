@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from crop_fixtures import make_dataset
+from crop_fixtures import make_crop_store, make_dataset
 
 from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
@@ -91,9 +91,15 @@ def test_pairs_are_grouped_by_frame_size_in_one_pass():
     assert coverage_weights(np.zeros((0, 4), int), np.zeros(0, int), np.zeros(0, int)).shape == (0,)
 
 
-def _matches(rows):
-    cols = ["src_frame", "src_r0", "src_r1", "src_c0", "src_c1"]
-    return pd.DataFrame(rows, columns=cols).astype("int32")
+def _matches(root, rows):
+    """matches.parquet of one pair per row (frame, r0, r1, c0, c1) and the source crops.zarr holding them."""
+    rows = np.asarray(rows)
+    crops = make_crop_store(root / "src_crops.zarr", rows[:, 0], rows[:, 1:], np.zeros((len(rows), 8)))
+    n = len(rows)
+    table = pd.DataFrame({"src_crop": np.arange(n), "dst_crop": np.zeros(n, np.int64),
+                          "dist": np.zeros(n, np.float32)})
+    write_table(root / "matches.parquet", table, {"random_weights": True, "num_source_crops": n})
+    return root / "matches.parquet", crops
 
 
 def test_run_weights_reads_frame_sizes_from_the_manifest(tmp_path):
@@ -104,10 +110,9 @@ def test_run_weights_reads_frame_sizes_from_the_manifest(tmp_path):
     r0 = rng.integers(0, heights - 8 + 1)
     c0 = rng.integers(0, widths - 8 + 1)
     rows = np.stack([frames, r0, r0 + 8, c0, c0 + 8], axis=1)
-    matches = tmp_path / "matches.parquet"
-    write_table(matches, _matches(rows), {"random_weights": True})
+    matches, crops = _matches(tmp_path, rows)
     out = tmp_path / "weights.parquet"
-    run_weights(matches, manifest, out)
+    run_weights(matches, crops, manifest, out)
     df, meta = read_table(out)
     assert list(df.columns) == ["weight"] and df["weight"].dtype == np.float64 and len(df) == 50
     np.testing.assert_array_equal(df["weight"].to_numpy(), coverage_weights(rows[:, 1:], heights, widths))
@@ -116,10 +121,9 @@ def test_run_weights_reads_frame_sizes_from_the_manifest(tmp_path):
 
 def test_crop_outside_its_frame_is_an_error(tmp_path):
     manifest = make_dataset(tmp_path, "syn", [(30, 40)])
-    matches = tmp_path / "matches.parquet"
-    write_table(matches, _matches([[0, 25, 33, 0, 8]]))
+    matches, crops = _matches(tmp_path / "a", [[0, 25, 33, 0, 8]])
     with pytest.raises(EpeflowError, match=r"row 0: crop \[25, 33, 0, 8\] does not lie inside source frame 0"):
-        run_weights(matches, manifest, tmp_path / "w.parquet")
-    write_table(matches, _matches([[4, 0, 8, 0, 8]]))
+        run_weights(matches, crops, manifest, tmp_path / "w.parquet")
+    matches, crops = _matches(tmp_path / "b", [[4, 0, 8, 0, 8]])
     with pytest.raises(EpeflowError, match="refers to source frame 4"):
-        run_weights(matches, manifest, tmp_path / "w.parquet")
+        run_weights(matches, crops, manifest, tmp_path / "w.parquet")

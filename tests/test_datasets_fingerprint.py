@@ -107,3 +107,12 @@ def test_frame_digest_is_the_image_content_and_the_companions_stats(tmp_path):
     assert frame_digest(row) != digest
     write_rgb(tmp_path / "img" / "f0.png", seed=3)
     assert len({frame_digest(row), digest}) == 2
+
+
+def test_planned_frames_for_the_shard_count():
+    from epeflow.datasets.fingerprint import planned_frames
+
+    assert planned_frames({"images": "x"}, "25000 frames 0123abcd") == 25000
+    assert planned_frames({"images": "x"}, "cannot be listed: no folder") == 1
+    assert planned_frames({"demo": {"frames": 48}, "max_frames": 12}, "") == 12
+    assert planned_frames({"demo": {"frames": 48}, "max_frames": None}, "") == 48

@@ -156,7 +156,7 @@ def pipeline(tmp_path):
     matches = tmp_path / "matches.parquet"
     run_filter(knn, out["syn"][1], out["real"][1], matches, 4.0)
     weights = tmp_path / "weights.parquet"
-    run_weights(matches, out["syn"][0], weights)
+    run_weights(matches, out["syn"][1], out["syn"][0], weights)
     return {**out, "knn": knn, "matches": matches, "weights": weights, "root": tmp_path}
 
 
@@ -221,7 +221,7 @@ def test_knn_round_trip(pipeline):
 def test_matches_round_trip(pipeline):
     root = pipeline["root"]
     (src_manifest, src_crops), (dst_manifest, dst_crops) = pipeline["syn"], pipeline["real"]
-    epe.export_matches(pipeline["matches"], src_manifest, dst_manifest, root / "matched.csv")
+    epe.export_matches(pipeline["matches"], src_crops, src_manifest, dst_crops, dst_manifest, root / "matched.csv")
     lines = (root / "matched.csv").read_bytes().split(b"\r\n")  # csv.DictWriter's line ends
     assert lines[0] == b"src_path,src_r0,src_r1,src_c0,src_c1,dst_path,dst_r0,dst_r1,dst_c0,dst_c1"
     epe.import_matches(
@@ -247,7 +247,7 @@ def test_matched_csv_of_our_pipeline_equals_the_reference_filter_on_exported_fil
     epe.export_crops(dst_crops, dst_manifest, root / "d.csv", root / "d.npz")
     epe.export_knn(pipeline["knn"], root / "k.npz")
     ref_filter(root / "k.npz", root / "s.csv", root / "d.csv", 4.0, root / "ref.csv")
-    epe.export_matches(pipeline["matches"], src_manifest, dst_manifest, root / "ours.csv")
+    epe.export_matches(pipeline["matches"], src_crops, src_manifest, dst_crops, dst_manifest, root / "ours.csv")
     assert (root / "ours.csv").read_bytes() == (root / "ref.csv").read_bytes()
 
 

@@ -9,6 +9,7 @@ from gbuffers_testdata import write_dataset
 from PIL import Image
 
 from epeflow import io
+from epeflow.artifacts.labels import merge_label_shards
 from epeflow.common.taxonomy import universal_from_cityscapes
 from epeflow.datasets.manifest import build_manifest, write_manifest
 from epeflow.demo.generate import run_demo
@@ -86,3 +87,29 @@ def test_a_restart_with_other_mseg_settings_starts_over(tmp_path, hub_dir, chang
     assert kept == resumed
     assert info["settings"]["base_size"] == 24 and info["settings"]["flip"] == ("flip" not in changed)
     assert io.read_json(tmp_path / "labels" / "labels.json")["settings"] == info["settings"]
+
+
+def _folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 4, 8])
+def test_merged_shards_equal_one_job_byte_for_byte(demo_manifest, num_shards):
+    spec, root = demo_manifest
+    run_labels(root / "manifest.parquet", root / "one", spec)
+    shards = [root / f"shards{num_shards}" / f"{i}" for i in range(num_shards)]
+    for i, folder in enumerate(shards):  # 8 shards of 6 frames: two are empty
+        run_labels(root / "manifest.parquet", folder, spec, shard=i, num_shards=num_shards)
+    merge_label_shards(list(reversed(shards)), root / f"merged{num_shards}")
+    assert _folder_bytes(root / f"merged{num_shards}") == _folder_bytes(root / "one")
+
+
+def test_merge_refuses_missing_or_mixed_shards(demo_manifest):
+    spec, root = demo_manifest
+    for i in range(3):
+        run_labels(root / "manifest.parquet", root / f"s{i}", spec, shard=i, num_shards=3)
+    with pytest.raises(EpeflowError, match=r"leaves frames 2\.\.3 out"):
+        merge_label_shards([root / "s0", root / "s2"], root / "merged")
+    run_labels(root / "manifest.parquet", root / "one", spec)
+    with pytest.raises(EpeflowError, match="not a labels shard"):
+        merge_label_shards([root / "one"], root / "merged")

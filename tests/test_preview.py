@@ -9,7 +9,7 @@ from epeflow.errors import EpeflowError
 from epeflow.io import read_table, write_table
 from epeflow.matching.filter import run_filter
 from epeflow.matching.knn import run_knn
-from epeflow.matching.preview import distance_histogram, load_crops, pick_pairs, run_preview
+from epeflow.matching.preview import distance_histogram, load_crops, neighbour_rank, pick_pairs, run_preview
 
 
 @pytest.fixture
@@ -59,7 +59,8 @@ def test_empty_slots_are_left_out_of_the_histogram(matched):
 def test_preview_writes_both_pictures(matched):
     root = matched["root"]
     grid, hist = root / "preview.png", root / "distances.png"
-    run_preview(matched["matches"], matched["knn"], matched["syn"][0], matched["real"][0], grid, hist, 1.0, pairs=4)
+    run_preview(matched["matches"], matched["knn"], matched["syn"][0], matched["real"][0], matched["syn"][1],
+                matched["real"][1], grid, hist, 1.0, pairs=4)
     with Image.open(grid) as g, Image.open(hist) as h:
         assert g.format == h.format == "PNG"
         assert g.size[1] > g.size[0]  # one row per pair
@@ -76,7 +77,16 @@ def test_no_pairs_is_an_error(matched):
             matched["knn"],
             matched["syn"][0],
             matched["real"][0],
+            matched["syn"][1],
+            matched["real"][1],
             root / "g.png",
             root / "h.png",
             1.0,
         )
+
+
+def test_neighbour_rank_is_the_targets_place_in_the_knn_row(matched):
+    knn = KnnStore(matched["knn"])
+    index = knn.index[:]
+    assert neighbour_rank(knn, 4, int(index[4, 2])) == 2 or index[4, 2] in index[4, :2]
+    assert neighbour_rank(knn, 4, -7) == -1

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from crop_fixtures import make_crop_store
 from eval_fixtures import make_experiment
 from PIL import Image
 
@@ -111,22 +112,21 @@ def _artifacts(root: Path, random: dict[str, bool]) -> ReportInputs:
 
     rng = np.random.default_rng(0)
     n = 40
+    src_crops = make_crop_store(root / "src_crops.zarr", np.repeat(np.arange(5), 2), np.zeros((10, 4)),
+                                np.zeros((10, 8)), num_frames=5)
+    dst_crops = make_crop_store(root / "dst_crops.zarr", rng.integers(0, 7, 50), np.zeros((50, 4)),
+                                np.zeros((50, 8)), num_frames=7)
     matches = pd.DataFrame({
-        "src_crop": np.repeat(np.arange(10), 4).astype(np.int64),
-        "src_frame": np.repeat(np.arange(5), 8).astype(np.int32),
-        "dst_crop": rng.integers(0, 50, n).astype(np.int64), "dst_frame": rng.integers(0, 7, n).astype(np.int32),
-        "dist": rng.random(n).astype(np.float32), "rank": np.tile(np.arange(4), 10).astype(np.int16),
+        "src_crop": np.repeat(np.arange(10), 4).astype(np.int64), "dst_crop": rng.integers(0, 50, n).astype(np.int64),
+        "dist": rng.random(n).astype(np.float32),
     })
-    for prefix in ("src", "dst"):
-        for col in ("r0", "r1", "c0", "c1"):
-            matches[f"{prefix}_{col}"] = np.int32(0)
     write_table(root / "matches.parquet", matches, {"max_dist": 1.0, "random_weights": random.get("matches", False)})
     write_table(root / "weights.parquet", pd.DataFrame({"weight": rng.random(n) + 0.5}),
                 {"provenance": stamp(random.get("weights", False))})
     write_png(root / "preview.png", (rng.random((30, 60, 3)) * 255).astype(np.uint8))
     write_png(root / "distances.png", (rng.random((20, 40, 3)) * 255).astype(np.uint8))
     return ReportInputs(metrics, model, exp.enhanced, root / "matches.parquet", root / "weights.parquet",
-                        root / "preview.png", root / "distances.png")
+                        root / "preview.png", root / "distances.png", src_crops, dst_crops)
 
 
 def test_report_embeds_everything_and_parses(tmp_path):
@@ -153,6 +153,12 @@ def test_report_embeds_everything_and_parses(tmp_path):
     assert "skvd" in text and "needs at least 2 enhanced frames" in text
     assert "swd level 1" in text and "0.3" in text and "1/2 resolution" in text  # per pyramid level, both sides
     assert "banner" not in checker.classes and RANDOM_WEIGHTS_WARNING not in page
+    # a before / after slider per frame, and cKVD bars per class and compared set
+    assert checker.classes.count("compare") == 4 and checker.classes.count("slider") == 4
+    assert checker.classes.count("before") == checker.classes.count("after") == 4
+    assert "bar-enhanced" in checker.classes and "bar-identity" in checker.classes
+    assert "road (6 pairs)" in text and "n/a (too few pairs)" in text
+    assert "width:60.0%" in page and "width:100.0%" in page  # road: 1.5 and 2.5 of the largest, 2.5
 
 
 @pytest.mark.parametrize("artifact", ["metrics", "model", "enhanced", "matches", "weights"])
@@ -170,7 +176,7 @@ def test_text_is_escaped(tmp_path):
     out = tmp_path / "report.html"
     run_report("<script>alert(1)</script>", out, inputs)
     page = out.read_text(encoding="utf-8")
-    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     _parse(page)
 
 
@@ -205,7 +211,8 @@ def test_cli_report(tmp_path, capsys):
     out = tmp_path / "results" / "demo" / "report.html"
     args = ["report", "demo", str(out), "--metrics", str(i.metrics), "--model", str(i.model), "--enhanced",
             str(i.enhanced), "--matches", str(i.matches), "--pair-weights", str(i.pair_weights), "--preview",
-            str(i.preview), "--distances", str(i.distances)]
+            str(i.preview), "--distances", str(i.distances), "--src-crops", str(i.src_crops),
+            "--dst-crops", str(i.dst_crops)]
     assert main(args) == 0
     assert "banner" in _parse(out.read_text(encoding="utf-8")).classes
     i.preview.unlink()

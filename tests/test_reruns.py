@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # each plan is a Snakemake run (about 3 s)
 
 AFTER_LABELS = {"train", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
 AFTER_CROPS = {"crops", "knn", "filter_matches", "sampling_weights", "match_preview"} | AFTER_LABELS
-EVERY_RULE = {"demo_data", "manifest", "labels", "gbuffers", "crop_stats", "crops_shard"} | AFTER_CROPS
+EVERY_RULE = {"demo_data", "manifest", "labels_shard", "labels", "gbuffers", "crop_stats", "crops_shard"} | AFTER_CROPS
 
 
 def _config() -> dict:
@@ -53,12 +53,12 @@ def _changed(path: str, value) -> dict:
     ("datasets.demo_synth.crops.batch_size", 8, {"crops_shard"} | AFTER_CROPS),
     ("datasets.demo_synth.crops.num_workers", 1, {"crops_shard"} | AFTER_CROPS),
     ("datasets.demo_synth.crops.stats_frames", 6, {"crop_stats", "crops_shard"} | AFTER_CROPS),
-    ("datasets.demo_synth.mseg.base_size", 48, {"labels"} | AFTER_LABELS),
+    ("datasets.demo_synth.mseg.base_size", 48, {"labels_shard", "labels"} | AFTER_LABELS),
     ("datasets.demo_synth.fake_gbuffers.batch_size", 2, {"gbuffers"} | AFTER_LABELS),
     ("datasets.demo_real.gt_label_ids", "cityscapes", set()),  # the default, written out: no change
     ("datasets.demo_real.split.val", 0.2, EVERY_RULE - {"demo_data", "gbuffers"}),
     ("datasets.demo_synth.demo.seed", 5, EVERY_RULE),
-    ("weights.mseg.path", "elsewhere/mseg-3m.pth", {"labels"} | AFTER_LABELS),
+    ("weights.mseg.path", "elsewhere/mseg-3m.pth", {"labels_shard", "labels"} | AFTER_LABELS),
     ("weights.lpips.path", "elsewhere/vgg.pth", AFTER_LABELS),
     ("experiments.demo.knn.k", 2, AFTER_CROPS - {"crops"}),
 ])
@@ -79,7 +79,7 @@ def test_every_dataset_key_reaches_a_stage():
     the random-weights permission, passed as a flag)."""
     keys = set(load_schema()["definitions"]["dataset"]["properties"])
     staged = {k for keys_of_stage in DATASET_STAGE_KEYS.values() for k in keys_of_stage}
-    assert keys - staged == {"allow_random_weights"}
+    assert keys - staged == {"allow_random_weights", "shard_frames"}  # shard_frames: job count, not results
 
 
 def test_stage_settings_leave_out_other_methods_keys(tmp_path):
@@ -89,12 +89,12 @@ def test_stage_settings_leave_out_other_methods_keys(tmp_path):
     assert set(dataset_stage_settings(synth, "labels")) == {"labels", "mseg"}
     assert set(dataset_stage_settings(real, "labels")) == {"labels", "gt_label_ids"}
     assert set(dataset_stage_settings(synth, "gbuffers")) == {"gbuffers", "gbuffer_channels", "fake_gbuffers"}
-    assert dataset_stage_settings(synth, "crop_stats") == {"stats_frames": 12, "seed": 0}
+    assert dataset_stage_settings(synth, "crop_stats") == {"stats_frames": 12, "seed": 0, "size": 32}
     assert "crops" not in dataset_stage_settings(synth, "manifest")
 
 
 PHOTO_TARGETS = ("results/datasets/photos/labels", "results/datasets/photos/crops.zarr")
-AFTER_MANIFEST = {"manifest", "labels", "crop_stats", "crops_shard", "crops"}
+AFTER_MANIFEST = {"manifest", "labels_shard", "labels", "crop_stats", "crops_shard", "crops"}
 
 
 @pytest.fixture(scope="module")

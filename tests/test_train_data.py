@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from crop_fixtures import make_crop_store
 from train_fixtures import make_experiment, one_torch_thread
 
+from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.artifacts.matches import load_pairs
 from epeflow.common.taxonomy import materials_from_cityscapes
@@ -34,7 +36,7 @@ def exp(tmp_path_factory):
 
 
 def _dataset(exp, crop_size=None, flip=False, seed=0) -> MatchedPairs:
-    pairs = load_pairs(exp.matches, exp.pair_weights)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
     src, _ = load_frames(exp.src_manifest)
     dst, _ = load_frames(exp.dst_manifest)
     return MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, crop_size, flip, seed)
@@ -45,23 +47,24 @@ def test_a_sample_is_the_matched_crops_with_everything_the_networks_need(exp):
     matches, _ = read_table(exp.matches)
     src_manifest, _ = read_table(exp.src_manifest)
     dst_manifest, _ = read_table(exp.dst_manifest)
-    m = matches.iloc[5]
+    src_crops, dst_crops = CropStore(exp.src_crops, dim=None), CropStore(exp.dst_crops, dim=None)
+    s, d = int(matches["src_crop"].iloc[5]), int(matches["dst_crop"].iloc[5])
     item = ds[(5, 0)]
-    r0, r1, c0, c1 = (int(m[f"src_{c}"]) for c in ("r0", "r1", "c0", "c1"))
-    frame = src_manifest.iloc[int(m["src_frame"])]
+    r0, r1, c0, c1 = (int(v) for v in src_crops.box[s])
+    frame = src_manifest.iloc[int(src_crops.frame[s])]
     image = read_image(frame["path"])[r0:r1, c0:c1]
     assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 24, 24)
     assert torch.allclose(item["image"], torch.from_numpy(image.transpose(2, 0, 1) / 255.0).float())
     store = GBufferStore(exp.gbuffers)
-    expected = store.read_crop(int(m["src_frame"]), (r0, r1, c0, c1), normalize=True)
+    expected = store.read_crop(int(src_crops.frame[s]), (r0, r1, c0, c1), normalize=True)
     assert torch.allclose(item["gbuffers"], torch.from_numpy(expected))
     gt = read_label(frame["gt_label_path"])[r0:r1, c0:c1]
     assert torch.equal(item["materials"], torch.from_numpy(materials_from_cityscapes(gt)))
     assert torch.equal(item["materials"].sum(0), torch.ones(24, 24))
     labels = read_label(exp.src_labels / f"{frame['id']}.png")[r0:r1, c0:c1]
     assert item["labels"].dtype == torch.int64 and torch.equal(item["labels"], torch.from_numpy(labels).long())
-    d0, d1, e0, e1 = (int(m[f"dst_{c}"]) for c in ("r0", "r1", "c0", "c1"))
-    real_frame = dst_manifest.iloc[int(m["dst_frame"])]
+    d0, d1, e0, e1 = (int(v) for v in dst_crops.box[d])
+    real_frame = dst_manifest.iloc[int(dst_crops.frame[d])]
     real = read_image(real_frame["path"])[d0:d1, e0:e1]
     assert torch.allclose(item["real"], torch.from_numpy(real.transpose(2, 0, 1) / 255.0).float())
     real_labels = read_label(exp.dst_labels / f"{real_frame['id']}.png")[d0:d1, e0:e1]
@@ -101,7 +104,7 @@ def test_training_crop_lies_inside_the_matched_crop():
 
 
 def test_crop_size_checks(exp):
-    pairs = load_pairs(exp.matches, exp.pair_weights)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
     assert check_crop_sizes(pairs, None) == (24, 24)
     assert check_crop_sizes(pairs, 16) == (16, 16)
     with pytest.raises(EpeflowError, match="train.crop_size"):
@@ -111,15 +114,21 @@ def test_crop_size_checks(exp):
 def test_weights_of_other_matches_are_refused(exp, tmp_path):
     write_table(tmp_path / "w.parquet", pd.DataFrame({"weight": [1.0, 2.0]}))
     with pytest.raises(EpeflowError, match="different runs"):
-        load_pairs(exp.matches, tmp_path / "w.parquet")
+        load_pairs(exp.matches, tmp_path / "w.parquet", exp.src_crops, exp.dst_crops)
     matches, _ = read_table(exp.matches)
-    write_table(tmp_path / "m.parquet", matches.drop(columns=["dst_c1"]))
-    with pytest.raises(EpeflowError, match="dst_c1"):
-        load_pairs(tmp_path / "m.parquet", exp.pair_weights)
+    write_table(tmp_path / "m.parquet", matches.drop(columns=["dst_crop"]))
+    with pytest.raises(EpeflowError, match="dst_crop"):
+        load_pairs(tmp_path / "m.parquet", exp.pair_weights, exp.src_crops, exp.dst_crops)
+
+
+def test_crops_of_other_stores_are_refused(exp, tmp_path):
+    other = make_crop_store(tmp_path / "other.zarr", [0, 1], [[0, 24, 0, 24]] * 2, np.zeros((2, 8)))
+    with pytest.raises(EpeflowError, match="target crops with 12 rows"):
+        load_pairs(exp.matches, exp.pair_weights, exp.src_crops, other)
 
 
 def test_batches_follow_the_sampler_and_remember_its_state_before_each_step(exp):
-    weights = load_pairs(exp.matches, exp.pair_weights).weight
+    weights = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops).weight
     batches = PairBatches(WeightedPairSampler(weights, 1), batch_size=3, start=0, stop=5)
     reference = WeightedPairSampler(weights, 1)
     it = iter(batches)
@@ -133,7 +142,7 @@ def test_batches_follow_the_sampler_and_remember_its_state_before_each_step(exp)
 
 
 def test_sharding_splits_each_global_batch(exp):
-    weights = load_pairs(exp.matches, exp.pair_weights).weight
+    weights = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops).weight
     whole = next(iter(PairBatches(WeightedPairSampler(weights, 1), 4, 0, 1)))
     parts = [next(iter(PairBatches(WeightedPairSampler(weights, 1), 4, 0, 1, shard=lambda k, r=r: k[r::2])))
              for r in range(2)]
@@ -141,7 +150,7 @@ def test_sharding_splits_each_global_batch(exp):
 
 
 def test_loader_batches_do_not_depend_on_workers(exp):
-    weights = load_pairs(exp.matches, exp.pair_weights).weight
+    weights = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops).weight
     ds = _dataset(exp, crop_size=16, flip=True)
     runs = []
     for workers in (0, 2):
@@ -154,23 +163,41 @@ def test_loader_batches_do_not_depend_on_workers(exp):
 
 
 def test_pairs_must_refer_to_manifest_frames(exp, tmp_path):
-    matches, meta = read_table(exp.matches)
-    matches.loc[0, "dst_frame"] = 99
-    write_table(tmp_path / "m.parquet", matches, meta)
-    pairs = load_pairs(tmp_path / "m.parquet", exp.pair_weights)
+    store = CropStore(exp.dst_crops, dim=None)
+    frame = store.frame.copy()
+    frame[0] = 99
+    dst_crops = make_crop_store(tmp_path / "dst.zarr", frame, store.box, np.zeros((len(frame), 8)), num_frames=100)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, dst_crops)
     src, _ = load_frames(exp.src_manifest)
     dst, _ = load_frames(exp.dst_manifest)
     with pytest.raises(EpeflowError, match="dst frame 99"):
         MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)
 
 
-def test_missing_gt_labels_are_explained(exp, tmp_path):
+def test_frames_without_gt_labels_take_their_materials_from_the_robust_labels(exp, tmp_path):
+    from epeflow.common.taxonomy import materials_from_universal
+
+    manifest, meta = read_table(exp.src_manifest)
+    manifest["gt_label_path"] = None
+    write_table(tmp_path / "manifest.parquet", manifest, meta)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
+    src, _ = load_frames(tmp_path / "manifest.parquet")
+    dst, _ = load_frames(exp.dst_manifest)
+    item = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)[(0, 0)]
+    expected = materials_from_universal(item["labels"].numpy().astype(np.uint8))
+    assert torch.equal(item["materials"], torch.from_numpy(expected))
+    assert torch.equal(item["materials"].sum(0), torch.ones(item["image"].shape[1:]))
+
+
+def test_image_only_samples_carry_no_gbuffers_or_materials(exp, tmp_path):
+    """Without a G-buffer store (frames-only datasets: the reference's `img` mode) a sample has empty
+    G-buffers and materials and needs no GT labels."""
     manifest, meta = read_table(exp.src_manifest)
     manifest["gt_label_path"] = None
     write_table(tmp_path / "manifest.parquet", manifest, meta)
     pairs = load_pairs(exp.matches, exp.pair_weights)
     src, _ = load_frames(tmp_path / "manifest.parquet")
     dst, _ = load_frames(exp.dst_manifest)
-    ds = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)
-    with pytest.raises(EpeflowError, match="gt_label_dir"):
-        ds[(0, 0)]
+    item = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, None, None, False, 0)[(0, 0)]
+    assert item["gbuffers"].shape == item["materials"].shape == (0, *item["image"].shape[1:])
+    assert item["labels"].shape == item["image"].shape[1:]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from crop_fixtures import make_crop_store
 
 from epeflow.common.lpips import LPIPS_CHANNELS, lin_key
 from epeflow.common.vgg16 import VGG16
@@ -82,11 +83,14 @@ class Experiment:
     gbuffers: Path
     matches: Path
     pair_weights: Path
+    src_crops: Path
+    dst_crops: Path
 
     def train_args(self, out: Path | None = None, checkpoints: Path | None = None) -> dict:
         inputs = TrainInputs(
             src_manifest=self.src_manifest, dst_manifest=self.dst_manifest, src_labels=self.src_labels,
             dst_labels=self.dst_labels, gbuffers=self.gbuffers, matches=self.matches, pair_weights=self.pair_weights,
+            src_crops=self.src_crops, dst_crops=self.dst_crops,
         )
         return dict(inputs=inputs, checkpoints=checkpoints or self.root / "checkpoints",
                     out=out or self.root / "model.pt")
@@ -152,19 +156,24 @@ def make_experiment(
     run_gbuffers(src_manifest, gbuffers, {"role": "synthetic", "gbuffers": "real"})
 
     src_box, dst_box = _boxes(rng, pairs, size, crop), _boxes(rng, pairs, size, crop)
+    src_frame, dst_frame = rng.integers(0, frames, pairs), rng.integers(0, frames, pairs)
+    # one crop a pair in each store (features unused by training: 8 zeros a crop)
+    crop_stores = [
+        make_crop_store(root / f"{name}_crops.zarr", frame, box, np.zeros((pairs, 8)), crop_size=crop,
+                        num_frames=frames)
+        for name, frame, box in (("synth", src_frame, src_box), ("real", dst_frame, dst_box))
+    ]
     matches = pd.DataFrame({
-        "src_crop": np.arange(pairs, dtype=np.int64), "src_frame": rng.integers(0, frames, pairs).astype(np.int32),
-        **{f"src_{c}": src_box[:, i] for i, c in enumerate(("r0", "r1", "c0", "c1"))},
-        "dst_crop": np.arange(pairs, dtype=np.int64), "dst_frame": rng.integers(0, frames, pairs).astype(np.int32),
-        **{f"dst_{c}": dst_box[:, i] for i, c in enumerate(("r0", "r1", "c0", "c1"))},
-        "dist": rng.random(pairs).astype(np.float32), "rank": np.zeros(pairs, dtype=np.int16),
+        "src_crop": np.arange(pairs, dtype=np.int64), "dst_crop": np.arange(pairs, dtype=np.int64),
+        "dist": rng.random(pairs).astype(np.float32),
     })
     matches_path = root / "matching" / "matches.parquet"
-    write_table(matches_path, matches, {"max_dist": 1.0, **stamp(random_matches)})
+    write_table(matches_path, matches, {"max_dist": 1.0, "num_source_crops": pairs, "num_target_crops": pairs,
+                                        **stamp(random_matches)})
     weights_path = root / "matching" / "weights.parquet"
     write_table(weights_path, pd.DataFrame({"weight": rng.random(pairs) + 0.1}), {"provenance": stamp(random_matches)})
     return Experiment(root, src_manifest, dst_manifest, src_labels, dst_labels, gbuffers, matches_path,
-                      weights_path)
+                      weights_path, *crop_stores)
 
 
 def pretrained_weight_files(folder: Path) -> dict:

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -123,12 +123,21 @@ def check_label_map(label: np.ndarray, frame: Mapping[str, Any], source: str) ->
     return label
 
 
+def _info(method_name: str, num_frames: int, settings: Any, content: str, random_weights: bool) -> dict[str, Any]:
+    """labels.json of a finished folder (the same for one job and for merged shards)."""
+    return {"method": method_name, "num_frames": num_frames, "num_classes": NUM_UNIVERSAL_CLASSES,
+            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", "settings": settings, "content": content,
+            **stamp(random_weights)}
+
+
 def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: LabelMethod, method_name: str,
-                 random_weights: bool = False, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 random_weights: bool = False, settings: Mapping[str, Any] | None = None,
+                 shard: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write `<id>.png` for every frame (resuming a killed run) and `labels.json`; returns the latter.
 
     `settings`: what decides the method's maps (JSON-serialisable); a partial folder started with other
-    settings is not resumed, and `labels.json` records them under "settings".
+    settings is not resumed, and `labels.json` records them under "settings". `shard` (frames [start, stop),
+    shard, num_shards) marks the folder as one shard of a dataset, for `merge_label_shards`.
     """
     out_dir = Path(out_dir)
     settings = json.loads(json.dumps(dict(settings or {})))  # as read back from the state file: tuples -> lists
@@ -149,15 +158,72 @@ def write_labels(frames: pd.DataFrame, out_dir: str | os.PathLike[str], method: 
             produced += 1
     if produced != len(rows):
         raise RuntimeError(f"label method {method_name!r} produced {produced} maps for {len(rows)} frames")
-    info = {"method": method_name, "num_frames": len(frames), "num_classes": NUM_UNIVERSAL_CLASSES,
-            "ignore_id": UNLABELED, "taxonomy": "mseg-universal", "settings": settings,
-            "content": maps_digest(partial, frames["id"]), **stamp(random_weights)}
+    info = _info(method_name, len(frames), settings, maps_digest(partial, frames["id"]), random_weights)
+    if shard is not None:
+        info.update({**dict(shard), "ids": [str(i) for i in frames["id"]]})
     (partial / STATE_FILE).unlink()
     (partial / DONE_FILE).unlink()
     io.write_json(partial / "labels.json", info)
     io.finalize_dir(partial, out_dir)
     log.info("wrote %d label maps (%s) to %s", len(frames), method_name, out_dir)
     return info
+
+
+SHARD_KEYS = ("frames", "shard", "num_shards")
+
+
+def merge_label_shards(shards: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """One labels folder from shard folders of the same dataset and settings (hard links, copies across
+    file systems); its maps and `labels.json` (provenance aside) equal one job's."""
+    infos = []
+    for folder in shards:
+        path = Path(folder) / "labels.json"
+        if not path.is_file():
+            raise EpeflowError(f"{path} does not exist; rerun the `epeflow labels --shard` job for {folder}")
+        info = io.read_json(path)
+        if any(k not in info for k in (*SHARD_KEYS, "ids")):
+            raise EpeflowError(f"{folder} is not a labels shard (no frame range in labels.json); pass shard folders")
+        infos.append((Path(folder), info))
+    infos.sort(key=lambda item: tuple(item[1]["frames"]))
+    first = infos[0][1]
+    expected = 0
+    for folder, info in infos:
+        differing = [k for k in ("method", "settings", "random_weights") if info.get(k) != first.get(k)]
+        if differing:
+            raise EpeflowError(f"labels shard {folder} differs from {infos[0][0]} in {', '.join(differing)}; "
+                               "delete the shards and rerun them with one config")
+        start, stop = info["frames"]
+        if start != expected:
+            what = "overlaps the previous shard" if start < expected else f"leaves frames {expected}..{start - 1} out"
+            raise EpeflowError(f"labels shard {folder} (frames {start}..{stop - 1}) {what}; pass every shard once")
+        expected = stop
+    partial = io.partial_dir(out_dir)
+    for stale in partial.iterdir():
+        _remove_path(stale)
+    ids: list[str] = []
+    for folder, info in infos:
+        for i in info["ids"]:
+            _link_or_copy(folder / f"{i}.png", partial / f"{i}.png")
+        ids.extend(info["ids"])
+    merged = _info(first["method"], len(ids), first["settings"], maps_digest(partial, ids), marked_random(first))
+    io.write_json(partial / "labels.json", merged)
+    io.finalize_dir(partial, out_dir)
+    log.info("merged %d label shards: %d maps -> %s", len(infos), len(ids), out_dir)
+    return merged
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,11 +2,19 @@
 
 Row i is frame i (`frame` = row number). This module is the only one that opens these files: the datasets
 stage builds the table and writes it here, every other stage reads it here.
+
+Frame paths (the image, its companions and video modalities) are stored relative to the dataset root,
+which the metadata records once: absolute (`root`) and relative to the manifest's folder
+(`root_from_manifest`). Readers join them back to absolute paths, trying the relative root first, so a
+results folder moved to another machine together with its data (same layout) still finds every frame;
+one moved alone finds them where they were. Manifests without `paths: relative` (older ones, hand-made
+ones) hold absolute paths and are read as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,67 @@ DTYPES = {"frame": "int64", "height": "int64", "width": "int64", "frame_index": 
 BASE_COLUMNS = ("frame", "id", "path", "height", "width")
 DIGEST = "digest"  # per-frame content digest (epeflow.datasets.fingerprint); manifests made by hand may lack it
 _REBUILD = "rebuild it with `epeflow manifest` (the `manifest` rule)"
+RELATIVE = "relative"  # meta `paths`: path columns are relative to the dataset root
+
+
+def path_columns(columns: Sequence[str]) -> list[str]:
+    """The columns of a manifest that hold file paths: the image, its companions, video modalities."""
+    return [c for c in columns if c == "path" or c in COMPANIONS or c.startswith("mod_")]
+
+
+def _missing(value: Any) -> bool:
+    return not isinstance(value, str) and (value is None or bool(pd.isna(value)))
+
+
+def _relative(value: Any, root: str) -> Any:
+    return value if _missing(value) else os.path.relpath(value, root)
+
+
+def relative_paths(frames: pd.DataFrame, meta: dict[str, Any], out: io.PathLike) -> tuple[pd.DataFrame, dict]:
+    """(frames with path columns relative to meta `root`, meta recording the root once) as written to `out`."""
+    root = os.path.abspath(meta["root"])
+    frames = frames.copy()
+    for column in path_columns(frames.columns):
+        frames[column] = [_relative(v, root) for v in frames[column].astype(object)]
+    here = os.path.dirname(os.path.abspath(out))
+    return frames, {**meta, "root": root, "root_from_manifest": os.path.relpath(root, here), "paths": RELATIVE}
+
+
+def data_root(meta: dict[str, Any], path: io.PathLike) -> str:
+    """The folder a relative manifest's paths start from: the recorded root as seen from the manifest's
+    folder (results and data moved together), else the recorded absolute root (results moved alone)."""
+    candidates = []
+    if meta.get("root_from_manifest") is not None:
+        here = os.path.dirname(os.path.abspath(path))
+        candidates.append(os.path.normpath(os.path.join(here, meta["root_from_manifest"])))
+    candidates.append(str(meta["root"]))
+    for candidate in candidates:
+        if os.path.isdir(candidate):
+            return candidate
+    raise EpeflowError(
+        f"{path}: the dataset root of its frames is gone (looked in {' and '.join(dict.fromkeys(candidates))}); "
+        f"move the data back beside the results folder as it was (same relative layout), or {_REBUILD}"
+    )
+
+
+def _absolute(value: Any, root: str) -> Any:
+    return value if _missing(value) else os.path.normpath(os.path.join(root, value))
+
+
+def resolve_paths(df: pd.DataFrame, meta: dict[str, Any], path: io.PathLike) -> pd.DataFrame:
+    """`df` (read from manifest `path`) with relative path columns joined to its data root."""
+    columns = path_columns(df.columns)
+    if meta.get("paths") != RELATIVE or not columns:
+        return df
+    root = data_root(meta, path)
+    for column in columns:
+        df[column] = [_absolute(v, root) for v in df[column].astype(object)]
+    return df
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    df, meta = io.read_table(path)
+    return resolve_paths(df, meta, path), meta
 
 
 def write_skipped(path: io.PathLike, skipped: pd.DataFrame) -> None:
@@ -39,6 +108,8 @@ def write_skipped(path: io.PathLike, skipped: pd.DataFrame) -> None:
 def write_manifest(frames: pd.DataFrame, meta: dict[str, Any], out: io.PathLike, skipped: pd.DataFrame,
                    skipped_path: io.PathLike) -> None:
     write_skipped(skipped_path, skipped)
+    if meta.get("root") is not None:
+        frames, meta = relative_paths(frames, meta, out)
     io.write_table(out, frames, meta)
 
 
@@ -50,7 +121,7 @@ def _check_rows(df: pd.DataFrame, path: Path) -> None:
 def load_manifest(path: io.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The whole manifest: (frames, metadata). Optional path columns hold None where a frame has no such file."""
     path = Path(path)
-    df, meta = io.read_table(path)
+    df, meta = _read(path)
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing or "dataset" not in meta:
         raise EpeflowError(f"{path} is not an epeflow manifest (missing {', '.join(missing) or 'its metadata'}); "
@@ -92,7 +163,7 @@ def read_content_digest(path: io.PathLike) -> str:
 def read_frames(path: io.PathLike, extra: Sequence[str] = ()) -> pd.DataFrame:
     """The columns most stages need (frame, id, path, height, width + `extra`), indexed by row = frame id."""
     path = Path(path)
-    df, _ = io.read_table(path)
+    df, _ = _read(path)
     wanted = list(dict.fromkeys([*BASE_COLUMNS, *extra]))
     missing = [c for c in wanted if c not in df.columns]
     if missing:
@@ -112,5 +183,5 @@ def manifest_columns(path: io.PathLike) -> list[str]:
 
 
 def read_manifest_table(path: io.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(rows, metadata) as stored, for stages that pick their own columns."""
-    return io.read_table(path)
+    """(rows, metadata) with absolute frame paths, for stages that pick their own columns."""
+    return _read(Path(path))

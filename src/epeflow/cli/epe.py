@@ -95,13 +95,15 @@ def _register_export(cmds: argparse._SubParsersAction) -> None:
         sub,
         "matches",
         "matches.parquet -> matched-crops csv",
-        "Matched-crops csv; frame paths from both manifests.",
+        "Matched-crops csv; boxes from both crop stores, frame paths from both manifests.",
         _export_matches,
     )
     p.add_argument("matches", type=path_arg, help="matches.parquet")
     p.add_argument("src_manifest", type=path_arg, help="source manifest.parquet")
     p.add_argument("dst_manifest", type=path_arg, help="target manifest.parquet")
     p.add_argument("out_csv", type=path_arg, help="matched-crops csv to write")
+    p.add_argument("--src-crops", type=path_arg, required=True, help="source crops.zarr the matches were made from")
+    p.add_argument("--dst-crops", type=path_arg, required=True, help="target crops.zarr the matches were made from")
     p = _add(sub, "weights", "weights.parquet -> weights npz", "Weights npz with `w` of shape (N, 1).", _export_weights)
     p.add_argument("weights", type=path_arg, help="weights.parquet")
     p.add_argument("out_npz", type=path_arg, help="weights npz to write")
@@ -275,7 +277,7 @@ def _export_knn(args: argparse.Namespace) -> int:
 def _export_matches(args: argparse.Namespace) -> int:
     from epeflow.epe.formats import export_matches
 
-    export_matches(args.matches, args.src_manifest, args.dst_manifest, args.out_csv)
+    export_matches(args.matches, args.src_crops, args.src_manifest, args.dst_crops, args.dst_manifest, args.out_csv)
     return 0
 
 

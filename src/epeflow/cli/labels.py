@@ -21,12 +21,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec(p, "dataset")
     add_weights(p)
     p.add_argument("--threads", type=int, default=1, help="frames read / written in parallel")
+    p.add_argument("--shard", type=int, default=None, help="only this shard's frames (0-based), into a shard folder")
+    p.add_argument("--num-shards", type=int, default=1, help="number of shards the frames are split into")
     p.set_defaults(func=_labels)
+
+    p = sub.add_parser(
+        "labels-merge",
+        help="one labels folder from the folders of `epeflow labels --shard` jobs",
+        description="Check that the shard folders share method and settings and cover every frame once, then "
+        "link (or copy) their maps into one folder with the labels.json one job would write.",
+    )
+    p.add_argument("shards", nargs="+", type=path_arg, help="shard folders, any order")
+    p.add_argument("--out", type=path_arg, required=True, help="labels folder to write")
+    p.set_defaults(func=_merge)
 
 
 def _labels(args: argparse.Namespace) -> int:
     from epeflow.labels.methods import run_labels
 
     run_labels(args.manifest, args.out_dir, spec(args), spec(args, "weights"), args.allow_random_weights,
-                args.threads)
+                args.threads, args.shard, args.num_shards)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from epeflow.artifacts.labels import merge_label_shards
+
+    merge_label_shards(args.shards, args.out)
     return 0

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "filter",
         help="keep k-NN pairs closer than max_dist",
         description="Keep the k-NN pairs whose distance is below --max-dist, in the reference's order (source "
-        "crop, then neighbour rank), with both crops' frames and boxes; writes matches.parquet.",
+        "crop, then neighbour rank): source and target crop ids, distance and rank; writes matches.parquet "
+        "(frames and boxes stay in the crop stores).",
     )
     p.add_argument("knn", type=path_arg, help="knn.zarr")
     p.add_argument("src", type=path_arg, help="source crops.zarr")
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the matched source crops covering each pixel (one map per frame size); writes weights.parquet.",
     )
     p.add_argument("matches", type=path_arg, help="matches.parquet")
+    p.add_argument("src_crops", type=path_arg, help="source crops.zarr the matches were made from (boxes)")
     p.add_argument("manifest", type=path_arg, help="the source dataset's manifest.parquet (frame sizes)")
     p.add_argument("out", type=path_arg, help="weights.parquet to write")
     p.set_defaults(func=_weights)
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("knn", type=path_arg, help="knn.zarr")
     p.add_argument("src_manifest", type=path_arg, help="source manifest.parquet")
     p.add_argument("dst_manifest", type=path_arg, help="target manifest.parquet")
+    p.add_argument("--src-crops", type=path_arg, required=True, help="source crops.zarr the matches were made from")
+    p.add_argument("--dst-crops", type=path_arg, required=True, help="target crops.zarr the matches were made from")
     p.add_argument("--grid", type=path_arg, required=True, help="PNG of matched pairs to write")
     p.add_argument("--hist", type=path_arg, required=True, help="PNG of the distance histogram to write")
     p.add_argument("--max-dist", type=float, required=True, help="threshold to mark in the histogram")
@@ -82,7 +86,7 @@ def _filter(args: argparse.Namespace) -> int:
 def _weights(args: argparse.Namespace) -> int:
     from epeflow.matching.coverage_weights import run_weights
 
-    run_weights(args.matches, args.manifest, args.out)
+    run_weights(args.matches, args.src_crops, args.manifest, args.out)
     return 0
 
 
@@ -94,6 +98,8 @@ def _preview(args: argparse.Namespace) -> int:
         args.knn,
         args.src_manifest,
         args.dst_manifest,
+        args.src_crops,
+        args.dst_crops,
         args.grid,
         args.hist,
         args.max_dist,

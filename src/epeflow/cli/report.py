@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="one self-contained HTML report of an experiment",
         description="Write an HTML file with images inlined: a red banner when anything was computed with "
-        "random weights, the experiment summary, metrics (enhanced vs source baseline) with provenance, "
-        "training curves, matching statistics and histograms, and a source | enhanced image grid.",
+        "random weights, the experiment summary, the metrics table (enhanced frames and both baselines) with "
+        "provenance, per-class cKVD bars, training curves, matching statistics and histograms, and each "
+        "rendered frame with its enhanced version under a before / after slider (inline CSS / JS, no CDN).",
     )
     p.add_argument("experiment", help="experiment name")
     p.add_argument("out", type=path_arg, help="report.html to write")
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weights)")
     p.add_argument("--preview", type=path_arg, required=True, help="preview.png of matched crops")
     p.add_argument("--distances", type=path_arg, required=True, help="distances.png (kNN distance histogram)")
+    p.add_argument("--src-crops", type=path_arg, required=True, help="source crops.zarr the matches were made from")
+    p.add_argument("--dst-crops", type=path_arg, required=True, help="target crops.zarr the matches were made from")
     p.add_argument("--max-frames", type=int, default=8, help="frames in the source | enhanced grid")
     p.set_defaults(func=_report)
 
@@ -33,7 +36,15 @@ def _report(args: argparse.Namespace) -> int:
     from epeflow.report.report import ReportInputs, run_report
 
     inputs = ReportInputs(
-        args.metrics, args.model, args.enhanced, args.matches, args.pair_weights, args.preview, args.distances
+        args.metrics,
+        args.model,
+        args.enhanced,
+        args.matches,
+        args.pair_weights,
+        args.preview,
+        args.distances,
+        args.src_crops,
+        args.dst_crops,
     )
     run_report(args.experiment, args.out, inputs, max_frames=args.max_frames)
     return 0

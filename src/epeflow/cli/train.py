@@ -22,9 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dst-manifest", type=path_arg, required=True, help="manifest.parquet of the real dataset")
     p.add_argument("--src-labels", type=path_arg, required=True, help="robust label folder of the synthetic dataset")
     p.add_argument("--dst-labels", type=path_arg, required=True, help="robust label folder of the real dataset")
-    p.add_argument("--gbuffers", type=path_arg, required=True, help="gbuffers.zarr of the synthetic dataset")
+    p.add_argument("--gbuffers", type=path_arg, default=None,
+                   help="gbuffers.zarr of the synthetic dataset (leave out for `train.image_only: true`)")
     p.add_argument("--matches", type=path_arg, required=True, help="matches.parquet (matched crop pairs)")
     p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weight per pair)")
+    p.add_argument("--src-crops", type=path_arg, required=True, help="synthetic crops.zarr the matches were made from")
+    p.add_argument("--dst-crops", type=path_arg, required=True, help="real crops.zarr the matches were made from")
     p.add_argument("--checkpoints", type=path_arg, required=True, help="folder of resumable checkpoints")
     p.add_argument("--out", type=path_arg, required=True, help="model.pt to write")
     p.add_argument("--tensorboard", type=path_arg, default=None,
@@ -44,6 +47,7 @@ def _train(args: argparse.Namespace) -> int:
     inputs = TrainInputs(
         src_manifest=args.src_manifest, dst_manifest=args.dst_manifest, src_labels=args.src_labels,
         dst_labels=args.dst_labels, gbuffers=args.gbuffers, matches=args.matches, pair_weights=args.pair_weights,
+        src_crops=args.src_crops, dst_crops=args.dst_crops,
     )
     run_train(inputs, args.checkpoints, args.out, spec(args), spec(args, "weights"), args.allow_random_weights,
               args.tensorboard)

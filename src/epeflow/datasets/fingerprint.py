@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from epeflow.artifacts.manifest import COMPANIONS
+from epeflow.datasets.walk import walk_once
 from epeflow.errors import EpeflowError
 
 _CHUNK = 1 << 20
@@ -27,9 +28,8 @@ def file_stats(path: str) -> Iterator[tuple[str, int, int]]:
     """(path, size, mtime_ns) of a file, or of every file under a folder (per-frame G-buffer folders);
     a missing path yields size -1 (the manifest reports it)."""
     if os.path.isdir(path):
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-            dirnames.sort()
-            for name in sorted(filenames):
+        for dirpath, _, filenames in walk_once(path):
+            for name in filenames:
                 yield from file_stats(os.path.join(dirpath, name))
         return
     try:
@@ -85,3 +85,14 @@ def listing_fingerprint(spec: Mapping[str, Any], name: str) -> str:
         return f"cannot be listed: {e}"
     n, digest = _stats_digest(listing.frames.to_dict("records"), str(listing.root))
     return f"{n} frames {digest}"
+
+
+def planned_frames(spec: Mapping[str, Any], listing: str) -> int:
+    """Frames a dataset is expected to have when Snakemake plans, for its shard count: a demo's configured
+    count, else the count in its `listing_fingerprint` (before bad frames are skipped; 1 when it cannot be
+    listed, so the manifest job runs and reports why)."""
+    if "demo" in spec:
+        frames = int(spec["demo"].get("frames", 48))
+        return min(frames, spec["max_frames"]) if spec.get("max_frames") else frames
+    head = listing.split(" ", 2)
+    return int(head[0]) if len(head) > 1 and head[0].isdigit() and head[1] == "frames" else 1

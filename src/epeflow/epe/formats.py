@@ -28,7 +28,7 @@ import pandas as pd
 from epeflow.artifacts.crops import FEATURE_DIM, FEATURE_NAME, CropStore, create_crop_store, mark_complete
 from epeflow.artifacts.knn import METRIC, KnnStore, create_knn_store
 from epeflow.artifacts.manifest import manifest_columns, read_frames, read_manifest_meta
-from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, read_matches, write_matches
+from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, read_pair_boxes, write_matches
 from epeflow.artifacts.weights import read_weights, write_weights
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, atomic_path
@@ -295,22 +295,23 @@ def import_knn(knn_npz: PathLike, out: PathLike, chunk_rows: int = 65536) -> Non
         group.attrs["complete"] = True
 
 
-def export_matches(matches: PathLike, src_manifest: PathLike, dst_manifest: PathLike, out_csv: PathLike) -> None:
-    """matches.parquet + both manifests -> matched-crops csv."""
-    df, _ = read_matches(matches)
+def export_matches(
+    matches: PathLike,
+    src_crops: PathLike,
+    src_manifest: PathLike,
+    dst_crops: PathLike,
+    dst_manifest: PathLike,
+    out_csv: PathLike,
+) -> None:
+    """matches.parquet + both crop stores (boxes) + both manifests (frame paths) -> matched-crops csv."""
+    df, boxes, _ = read_pair_boxes(matches, src_crops, dst_crops)
     src_paths = read_frames(src_manifest)["path"].to_numpy(dtype=object)
     dst_paths = read_frames(dst_manifest)["path"].to_numpy(dtype=object)
-    src_frame, dst_frame = df["src_frame"].to_numpy(np.int64), df["dst_frame"].to_numpy(np.int64)
-    for frame, paths, manifest in ((src_frame, src_paths, src_manifest), (dst_frame, dst_paths, dst_manifest)):
+    sides = ((boxes.src_frame, src_paths, src_manifest), (boxes.dst_frame, dst_paths, dst_manifest))
+    for frame, paths, manifest in sides:
         if len(frame) and frame.max() >= len(paths):
             raise EpeflowError(f"{matches} refers to frame {frame.max()} but {manifest} has {len(paths)} frames")
-    write_matched_csv(
-        out_csv,
-        src_paths[src_frame],
-        df[[f"src_{b}" for b in BOX]].to_numpy(),
-        dst_paths[dst_frame],
-        df[[f"dst_{b}" for b in BOX]].to_numpy(),
-    )
+    write_matched_csv(out_csv, src_paths[boxes.src_frame], boxes.src_box, dst_paths[boxes.dst_frame], boxes.dst_box)
 
 
 def crop_ids(frame: np.ndarray, boxes: np.ndarray, store: CropStore, source: PathLike) -> np.ndarray:
@@ -342,7 +343,7 @@ def import_matches(
 ) -> pd.DataFrame:
     """matched-crops csv (+ the crop stores, manifests and knn.zarr it came from) -> matches.parquet.
 
-    Crop ids come from (frame, box) in the crop stores; rank and distance from the k-NN store.
+    Crop ids come from (frame, box) in the crop stores; the distance from the k-NN store.
     """
     df = read_matched_csv(matched_csv)
     knn_store, src_store, dst_store = KnnStore(knn), CropStore(src_crops), CropStore(dst_crops)
@@ -360,11 +361,7 @@ def import_matches(
         i = int(np.flatnonzero(~hit.any(axis=1))[0])
         raise EpeflowError(f"{matched_csv} row {i}: pair ({src[i]}, {dst[i]}) is not among the k-NN in {knn}")
     rank = hit.argmax(axis=1)
-    cols = {"src_crop": src, "src_frame": src_frame}
-    cols.update({f"src_{b}": src_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dst_crop": dst, "dst_frame": dst_frame})
-    cols.update({f"dst_{b}": dst_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dist": dist[src, rank], "rank": rank})
+    cols = {"src_crop": src, "dst_crop": dst, "dist": dist[src, rank]}
     matches = pd.DataFrame({name: np.asarray(cols[name]).astype(dtype) for name, dtype in MATCH_COLUMNS.items()})
     random_weights = bool(knn_store.random_weights or src_store.random_weights or dst_store.random_weights)
     write_matches(

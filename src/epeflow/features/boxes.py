@@ -26,10 +26,3 @@ def sample_boxes(frame: int, height: int, width: int, size: int, count: int, see
     r0 = rng.integers(0, height - size + 1, size=count)
     c0 = rng.integers(0, width - size + 1, size=count)
     return np.stack([r0, r0 + size, c0, c0 + size], axis=1).astype(np.int32)  # (count, 4)
-
-
-def shard_range(num_frames: int, shard: int, num_shards: int) -> range:
-    """Frames of one shard: contiguous, balanced ranges, so merged shards are in frame order by concatenation."""
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
-    return range(shard * num_frames // num_shards, (shard + 1) * num_frames // num_shards)

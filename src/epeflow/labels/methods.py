@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from epeflow.artifacts.labels import LabelMethod, per_frame, write_labels
+from epeflow.common.shards import shard_range
 from epeflow.config import validate_dataset
 from epeflow.errors import EpeflowError
 from epeflow.labels.gt import given_universal_label, gt_universal_label
@@ -50,13 +51,22 @@ METHODS: dict[str, MethodFactory] = {"gt": _gt, "given": _given, "mseg": _mseg}
 
 def run_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: Mapping[str, Any],
                 weights: Mapping[str, Any] | None = None, allow_random: bool = False,
-                threads: int = 1) -> dict[str, Any]:
-    """Robust label maps for every frame of a manifest, by the dataset's `labels` method."""
+                threads: int = 1, shard: int | None = None, num_shards: int = 1) -> dict[str, Any]:
+    """Robust label maps for every frame of a manifest, by the dataset's `labels` method; with `shard`, only
+    that shard's frames (`common.shards.shard_range`), into a shard folder for `merge_label_shards`."""
     from epeflow.artifacts.manifest import load_manifest
 
     spec = validate_dataset(spec, stage="labels")
     name = spec["labels"]
     frames, _ = load_manifest(manifest_path)
+    shard_info = None
+    if shard is not None:
+        try:
+            frames_of = shard_range(len(frames), shard, num_shards)
+        except ValueError as e:
+            raise EpeflowError(f"--shard/--num-shards: {e}") from None
+        frames = frames.iloc[frames_of.start:frames_of.stop].reset_index(drop=True)
+        shard_info = {"frames": [frames_of.start, frames_of.stop], "shard": shard, "num_shards": num_shards}
     setup = METHODS[name](spec, weights or {}, allow_random, threads)
     return write_labels(frames, out_dir, setup.method, name, random_weights=setup.random_weights,
-                        settings=setup.settings)
+                        settings=setup.settings, shard=shard_info)

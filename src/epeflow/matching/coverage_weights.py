@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.manifest import read_frames
-from epeflow.artifacts.matches import BOX_COLUMNS, read_matches
+from epeflow.artifacts.matches import read_matches, side_boxes
 from epeflow.artifacts.weights import write_weights
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike
@@ -122,12 +123,14 @@ def coverage_weights(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray)
     return weights
 
 
-def run_weights(matches_path: PathLike, manifest: PathLike, out: PathLike) -> np.ndarray:
-    """`epeflow weights`: weights.parquet (column `weight`, aligned with the matches' rows)."""
-    columns = ["src_frame", *BOX_COLUMNS["src"]]
-    matches, meta = read_matches(matches_path, columns)
+def run_weights(matches_path: PathLike, src_crops: PathLike, manifest: PathLike, out: PathLike) -> np.ndarray:
+    """`epeflow weights`: weights.parquet (column `weight`, aligned with the matches' rows); the source
+    boxes come from the source crops.zarr the matches were made from."""
+    matches, meta = read_matches(matches_path, ["src_crop"])
+    src_frame, boxes = side_boxes(
+        matches["src_crop"].to_numpy(), CropStore(src_crops, dim=None), meta, "source", matches_path
+    )
     frames = read_frames(manifest)
-    src_frame = matches["src_frame"].to_numpy(np.int64)
     if len(src_frame) and (src_frame.min() < 0 or src_frame.max() >= len(frames)):
         raise EpeflowError(
             f"{matches_path} refers to source frame {src_frame.max()} but {manifest} has {len(frames)} frames; "
@@ -135,7 +138,6 @@ def run_weights(matches_path: PathLike, manifest: PathLike, out: PathLike) -> np
         )
     heights = frames["height"].to_numpy(np.int64)[src_frame]
     widths = frames["width"].to_numpy(np.int64)[src_frame]
-    boxes = matches[columns[1:]].to_numpy(np.int64)
     outside = (boxes[:, 0] < 0) | (boxes[:, 2] < 0) | (boxes[:, 1] > heights) | (boxes[:, 3] > widths)
     outside |= (boxes[:, 1] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 2])
     if outside.any():

@@ -1,7 +1,8 @@
 """Keep k-NN pairs closer than `max_dist` (the reference's filter.py, vectorised).
 
 Rows come out in the reference's order: row-major over (source crop, neighbour rank), which is the
-order of `np.nonzero(dist < max_dist)`.
+order of `np.nonzero(dist < max_dist)`. The table is thin (source crop, target crop, distance): frames and
+boxes are read from the crop stores by whoever needs them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 
 from epeflow.artifacts.crops import CropStore
 from epeflow.artifacts.knn import KnnStore
-from epeflow.artifacts.matches import BOX, MATCH_COLUMNS, write_matches
+from epeflow.artifacts.matches import MATCH_COLUMNS, write_matches
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike
 from epeflow.log import progress
@@ -23,55 +24,36 @@ from epeflow.provenance import any_random, stamp
 log = logging.getLogger(__name__)
 
 
+def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> np.ndarray:
+    """Positions (int64, in the row-major (rows, k) grid) of the pairs with dist < max_dist, in the
+    reference's order; empty slots (-1) never.
 
-def select_pairs(index: np.ndarray, dist: np.ndarray, max_dist: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row int64, rank int16) of the pairs with dist < max_dist, row-major like the reference; empty
-    slots (-1) never.
-
-    One flat nonzero and a division: 2-D np.nonzero is several times slower. Empty slots (IVF only;
-    faiss gives them an infinite distance) are looked for only when the block has any.
+    One flat nonzero: 2-D np.nonzero is several times slower. Empty slots (IVF only; faiss gives them an
+    infinite distance) are looked for only when the block has any.
     """
-    k = dist.shape[1]
     keep = dist < max_dist  # (rows, k) bool
     if index.size and index.min() < 0:
         keep &= index >= 0
-    flat = np.flatnonzero(keep)  # (n,) positions in the row-major (rows, k) grid
-    rows = flat // k
-    np.remainder(flat, k, out=flat)  # now the rank, in place: every fresh page costs a page fault
-    return rows, flat.astype(np.int16)
+    return np.flatnonzero(keep)  # (n,)
 
 
-def _take_rows(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """table[idx] by np.take along rows (a single pass, unlike one fancy index a column)."""
-    return np.asarray(table).take(idx, axis=0)
+def gather_matches(flat: np.ndarray, index: np.ndarray, dist: np.ndarray, row_offset: int = 0) -> dict[str, np.ndarray]:
+    """Columns of matches.parquet for the pairs at grid positions `flat` of a block of k-NN rows starting at
+    `row_offset`; `flat` is consumed (it becomes the source crop column in place).
 
-
-def gather_matches(
-    rows: np.ndarray,
-    ranks: np.ndarray,
-    index: np.ndarray,
-    dist: np.ndarray,
-    src_frame: np.ndarray,
-    src_box: np.ndarray,
-    dst_frame: np.ndarray,
-    dst_box: np.ndarray,
-    row_offset: int = 0,
-) -> dict[str, np.ndarray]:
-    """Columns of matches.parquet for the selected pairs of a block of k-NN rows starting at `row_offset`.
-
-    Box columns are column views of one row gather per side (n, 4); nothing is copied to reach the
-    contract dtypes when the stores already hold them (int32 frames and boxes, float32 distances).
+    Two gathers (target crop, distance) and one division: boxes stay in the crop stores
+    (`artifacts.matches.pair_boxes`), the neighbour rank in knn.zarr. Every fresh page costs a page fault,
+    so nothing is allocated that the table does not keep, and nothing is copied to reach the contract
+    dtypes when the store already holds them (int64 index, float32 distances).
     """
-    flat = np.multiply(rows, dist.shape[1], dtype=np.int64)  # (n,) positions in the block's (rows, k) grid
-    flat += ranks
-    src = np.add(rows, row_offset, dtype=np.int64) if row_offset else rows
-    dst = np.asarray(index).reshape(-1).take(flat)
-    src_boxes, dst_boxes = _take_rows(src_box, src), _take_rows(dst_box, dst)  # (n, 4) each
-    cols: dict[str, np.ndarray] = {"src_crop": src, "src_frame": _take_rows(src_frame, src)}
-    cols.update({f"src_{b}": src_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dst_crop": dst, "dst_frame": _take_rows(dst_frame, dst)})
-    cols.update({f"dst_{b}": dst_boxes[:, j] for j, b in enumerate(BOX)})
-    cols.update({"dist": np.asarray(dist).reshape(-1).take(flat), "rank": ranks})
+    cols = {
+        "dst_crop": np.asarray(index).reshape(-1).take(flat),
+        "dist": np.asarray(dist).reshape(-1).take(flat),
+    }
+    src = np.floor_divide(flat, dist.shape[1], out=flat)  # (n,) row in the block
+    if row_offset:
+        src += row_offset
+    cols["src_crop"] = src
     return {name: cols[name].astype(dtype, copy=False) for name, dtype in MATCH_COLUMNS.items()}
 
 
@@ -115,7 +97,8 @@ def check_knn_fits(knn: KnnStore, src: CropStore, dst: CropStore) -> None:
 
 
 def filter_matches(knn: KnnStore, src: CropStore, dst: CropStore, max_dist: float) -> pd.DataFrame:
-    """matches.parquet rows for k-NN pairs closer than `max_dist`, block by block over source crops."""
+    """matches.parquet rows for k-NN pairs closer than `max_dist`, block by block over source crops (the crop
+    stores are only checked: their boxes are not copied into the table)."""
     check_knn_fits(knn, src, dst)
     blocks = []
     for start, index, dist in progress(knn.iter_chunks(), "filter", total=-(-len(knn) // knn.chunk_rows), unit="chunk"):
@@ -123,8 +106,7 @@ def filter_matches(knn: KnnStore, src: CropStore, dst: CropStore, max_dist: floa
             raise EpeflowError(
                 f"{knn.path} points at target crop {index.max()} but {dst.path} has {len(dst)}; rerun `epeflow knn`"
             )
-        rows, ranks = select_pairs(index, dist, max_dist)
-        blocks.append(gather_matches(rows, ranks, index, dist, src.frame, src.box, dst.frame, dst.box, start))
+        blocks.append(gather_matches(select_pairs(index, dist, max_dist), index, dist, start))
     return matches_frame(blocks)
 
 

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from epeflow.artifacts.knn import KnnStore
 from epeflow.artifacts.manifest import read_frames
-from epeflow.artifacts.matches import BOX_COLUMNS, read_matches
+from epeflow.artifacts.matches import read_pair_boxes
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, atomic_path, read_image
 
@@ -107,32 +106,52 @@ def run_preview(
     knn_path: PathLike,
     src_manifest: PathLike,
     dst_manifest: PathLike,
+    src_crops: PathLike,
+    dst_crops: PathLike,
     grid: PathLike,
     hist: PathLike,
     max_dist: float,
     pairs: int = 12,
     seed: int = 0,
 ) -> None:
-    """`epeflow preview`: the pair grid and the distance histogram."""
-    matches, _ = read_matches(matches_path)
+    """`epeflow preview`: the pair grid and the distance histogram (boxes from both crops.zarr)."""
+    matches, boxes, _ = read_pair_boxes(matches_path, src_crops, dst_crops)
     if matches.empty:
         raise EpeflowError(f"{matches_path} has no pairs; rerun `epeflow filter` with a larger max_dist")
     src_paths = read_frames(src_manifest)["path"].astype(str).tolist()
     dst_paths = read_frames(dst_manifest)["path"].astype(str).tolist()
-    rows = matches.iloc[pick_pairs(len(matches), pairs, seed)]
-    src = load_crops(src_paths, rows["src_frame"].to_numpy(), rows[BOX_COLUMNS["src"]].to_numpy())
-    dst = load_crops(dst_paths, rows["dst_frame"].to_numpy(), rows[BOX_COLUMNS["dst"]].to_numpy())
-    render_pair_grid(src, dst, [pair_label(r) for r in rows.itertuples()], grid)
-    counts, edges, kept, empty = distance_histogram(KnnStore(knn_path), max_dist)
+    rows = pick_pairs(len(matches), pairs, seed)
+    src = load_crops(src_paths, boxes.src_frame[rows], boxes.src_box[rows])
+    dst = load_crops(dst_paths, boxes.dst_frame[rows], boxes.dst_box[rows])
+    knn = KnnStore(knn_path)
+    src_crop, dst_crop, dist = (matches[c].to_numpy() for c in ("src_crop", "dst_crop", "dist"))
+    b = boxes
+    labels = [
+        pair_label(dist[i], neighbour_rank(knn, src_crop[i], dst_crop[i]), b.src_frame[i], b.src_box[i],
+                   b.dst_frame[i], b.dst_box[i])
+        for i in rows
+    ]
+    render_pair_grid(src, dst, labels, grid)
+    counts, edges, kept, empty = distance_histogram(knn, max_dist)
     if empty:
         log.warning("%d empty k-NN slots left out of the histogram", empty)
     render_histogram(counts, edges, max_dist, kept, hist)
     log.info("preview of %d pairs -> %s, histogram -> %s", len(rows), Path(grid), Path(hist))
 
 
-def pair_label(row: pd.Series | tuple) -> str:
+def neighbour_rank(knn: KnnStore, src_crop: int, dst_crop: int) -> int:
+    """Rank of target crop `dst_crop` among the k-NN of source crop `src_crop` (-1 if it is not one)."""
+    index, _ = knn.read(int(src_crop), int(src_crop) + 1)
+    hits = np.flatnonzero(index[0] == dst_crop)
+    return int(hits[0]) if len(hits) else -1
+
+
+def pair_label(
+    dist: float, rank: int, src_frame: int, src_box: np.ndarray, dst_frame: int, dst_box: np.ndarray
+) -> str:
+    """Text beside a pair: distance, rank and both crops' frame and top-left corner (boxes are r0, r1, c0, c1)."""
     return (
-        f"d = {row.dist:.4f} (rank {row.rank})\n"
-        f"src frame {row.src_frame}\n  at ({row.src_r0}, {row.src_c0})\n"
-        f"dst frame {row.dst_frame}\n  at ({row.dst_r0}, {row.dst_c0})"
+        f"d = {dist:.4f} (rank {rank})\n"
+        f"src frame {src_frame}\n  at ({src_box[0]}, {src_box[2]})\n"
+        f"dst frame {dst_frame}\n  at ({dst_box[0]}, {dst_box[2]})"
     )

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from epeflow.artifacts import enhanced as enhanced_dir_file
-from epeflow.artifacts.matches import read_matches
+from epeflow.artifacts.matches import PairBoxes, read_pair_boxes
 from epeflow.artifacts.metrics import read_metrics
 from epeflow.artifacts.model import read_model
 from epeflow.artifacts.weights import read_weights
@@ -30,6 +30,8 @@ from epeflow.io import atomic_path, read_image
 from epeflow.log import progress
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, marked_random
 from epeflow.report.plots import histogram, training_curves
+from epeflow.report.widgets import SCRIPT, class_bars, compare_slider
+from epeflow.report.widgets import STYLE as WIDGET_STYLE
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class ReportInputs:
     pair_weights: Path
     preview: Path
     distances: Path
+    src_crops: Path  # crops.zarr of both sides: the matches hold crop ids, the stores their frames
+    dst_crops: Path
 
 
 @dataclass(frozen=True)
@@ -109,14 +113,14 @@ def load_model_summary(path: Path) -> dict[str, Any]:
     return {k: v for k, v in read_model(path).items() if k != "generator"}
 
 
-def matching_stats(matches: Any, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
+def matching_stats(matches: Any, boxes: PairBoxes, weights: np.ndarray, meta: Mapping[str, Any]) -> dict[str, Any]:
     """Summary numbers of matched pairs: how many, how many frames they cover, distances and weights."""
     dist = matches["dist"].to_numpy(dtype=np.float64)
     stats: dict[str, Any] = {
         "pairs": len(matches),
         "source crops with a match": int(matches["src_crop"].nunique()),
-        "source frames covered": int(matches["src_frame"].nunique()),
-        "target frames covered": int(matches["dst_frame"].nunique()),
+        "source frames covered": len(np.unique(boxes.src_frame)),
+        "target frames covered": len(np.unique(boxes.dst_frame)),
         "max_dist": meta.get("max_dist"),
     }
     if len(dist):
@@ -263,6 +267,22 @@ def _metrics_section(doc: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _ckvd_section(doc: Mapping[str, Any]) -> str:
+    """Per-class cKVD as bars, one per compared set (empty when cKVD was not computed)."""
+    m = doc.get("metrics", {}).get("ckvd")
+    if not isinstance(m, Mapping):
+        return ""
+    if "skipped" in m and "enhanced" not in m:
+        return f"<section id='ckvd'><h2>cKVD per class</h2><p>skipped: {_e(m['skipped'])}</p></section>"
+    per_side = {side: v.get("per_class") or {} for side in COMPARED
+                if isinstance(v := _side(m, side), Mapping)}
+    if not any(per_side.values()):
+        return ""
+    return ("<section id='ckvd'><h2>cKVD per class</h2><p>Class-wise KVD x1000 of each compared set against the "
+            "real crops of matching layout (lower is more realistic); classes with too few pairs have no value.</p>"
+            f"{class_bars(per_side, COMPARED_TITLES, COMPARED)}</section>")
+
+
 def _summary_section(experiment: str, doc: Mapping[str, Any], model: Mapping[str, Any]) -> str:
     history = model.get("history") or {}
     iterations = history.get("iteration") or []
@@ -294,7 +314,7 @@ def render_html(
     """The report page. `figures`: training, distance_hist, weight_hist, preview, distances (PNG bytes)."""
     parts = [
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
-        f"<title>epeflow report: {_e(experiment)}</title><style>{_STYLE}</style></head><body>",
+        f"<title>epeflow report: {_e(experiment)}</title><style>{_STYLE}{WIDGET_STYLE}</style></head><body>",
     ]
     if random_artifacts:
         parts.append(
@@ -304,6 +324,7 @@ def render_html(
     parts.append(f"<h1>epeflow report: {_e(experiment)}</h1>")
     parts.append(_summary_section(experiment, metrics_doc, model))
     parts.append(_metrics_section(metrics_doc))
+    parts.append(_ckvd_section(metrics_doc))
 
     parts.append("<section id='training'><h2>Training</h2>")
     training = figures.get("training")
@@ -320,14 +341,16 @@ def render_html(
             parts.append(f"<figure>{_img(figures[key], alt)}<figcaption>{_e(alt)}</figcaption></figure>")
     parts.append("</section>")
 
-    parts.append("<section id='frames'><h2>Source | enhanced</h2><table class='frames'>")
-    parts.append("<tr><th>frame</th><th>source</th><th>enhanced</th></tr>")
+    parts.append("<section id='frames'><h2>Rendered | enhanced</h2>"
+                 "<p>Drag the slider across a frame: left of it the rendered frame, right of it its enhanced "
+                 "version.</p>")
     for row in frames:
-        source = _img(row.source, f"source {row.id}") if row.source else "source frame not found"
-        parts.append(
-            f"<tr><td>{_e(row.id)}</td><td>{source}</td><td>{_img(row.enhanced, f'enhanced {row.id}')}</td></tr>"
-        )
-    parts.append("</table></section></body></html>\n")
+        if row.source:
+            parts.append(compare_slider(row.id, row.source, row.enhanced))
+        else:
+            parts.append(f"<div class='compare-row'><p>{_e(row.id)}: source frame not found</p>"
+                         f"{_img(row.enhanced, f'enhanced {row.id}')}</div>")
+    parts.append(f"</section><script>{SCRIPT}</script></body></html>\n")
     return "".join(parts)
 
 
@@ -338,7 +361,7 @@ def run_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int
     """Write the report HTML atomically; returns whether anything in it was computed with random weights."""
     metrics_doc = read_metrics(inputs.metrics)
     model = load_model_summary(inputs.model)
-    matches, matches_meta = read_matches(inputs.matches, ["src_crop", "src_frame", "dst_frame", "dist"])
+    matches, boxes, matches_meta = read_pair_boxes(inputs.matches, inputs.src_crops, inputs.dst_crops)
     weights, weights_meta = read_weights(inputs.pair_weights)
     if len(weights) != len(matches):
         raise EpeflowError(
@@ -363,7 +386,7 @@ def run_report(experiment: str, out: Path, inputs: ReportInputs, max_frames: int
         "preview": read_png_file(inputs.preview, "preview"),
         "distances": read_png_file(inputs.distances, "knn"),
     }
-    stats = matching_stats(matches, weights, matches_meta)
+    stats = matching_stats(matches, boxes, weights, matches_meta)
     frames = frame_rows(Path(inputs.enhanced), max_frames)
     page = render_html(experiment, metrics_doc, model, stats, figures, frames, random_artifacts)
     with atomic_path(out) as tmp:
