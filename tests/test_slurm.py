@@ -92,7 +92,7 @@ def test_demo_dag_through_slurm_and_scancel_of_training_resumes(cluster, tmp_pat
     train = [c for c in calls if "rule_train" in c][0]
     assert "--gpus=1" in train and "--nodes=1" in train and "--signal=TERM@300" in train  # config sizes:
     assert "-t 10" in train and "--mem 2000" in train and "--cpus-per-task=2" in train
-    labels = [c for c in calls if "rule_labels" in c]
+    labels = [c for c in calls if "rule_labels_shard" in c]
     assert labels and all("--gpus" not in c for c in labels)  # labels: gt runs on the CPU
     assert any("--gpus=1" in c for c in calls if "rule_crops_shard" in c)
 
