@@ -3,7 +3,8 @@
 The CI's shrunk demo (tests/test_slurm.py's config: 12 frames a dataset, 12 training iterations)
 runs in fresh folders: `snakemake --cores 2` on this machine, then `snakemake --profile slurm` on the
 one-node SLURM of tests/slurm_fixtures.py with the polling the test uses (first status check after 2 s, then
-every 3 s), and unless `--quick` once more as the profile ships (20 s, then every 10 s). Per-job overhead is the
+every 3 s), and unless `--quick` (or `main(shipped=False)`) once more as the profile ships (20 s, then
+every 10 s). Per-job overhead is the
 SLURM run's extra wall time divided by the jobs on the DAG's longest chain (they wait for each other;
 the others overlap). Needs root to install and start SLURM (as the tests).
 """
@@ -43,7 +44,7 @@ def _timed(cmd: list[str], work: Path, env: dict[str, str]) -> float:
     return wall
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, shipped: bool = True) -> None:
     sys.path.insert(0, str(TESTS))
     from slurm_fixtures import install_problem, one_node_slurm
     from test_slurm import FAST_STATUS, TARGET, run_env, snakemake_command
@@ -54,7 +55,7 @@ def main(quick: bool = False) -> None:
     root = scratch_dir("slurm")
     exe = str(Path(sys.executable).parent / "snakemake")
     walls: dict[str, float] = {}
-    runs = ("local", "slurm_fast") if quick else ("local", "slurm_fast", "slurm_shipped")
+    runs = ("local", "slurm_fast") if quick or not shipped else ("local", "slurm_fast", "slurm_shipped")
     for name in runs:
         (root / name).mkdir()
         _prepare(root / name)
