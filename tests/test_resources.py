@@ -80,7 +80,21 @@ def test_workflow_hands_config_sizes_and_profile_defaults_to_snakemake(tmp_path)
     cfg["resources"] = {"default": {"slurm_account": "proj"}, "train": {"runtime": 90}}
     found = _job_resources(tmp_path, cfg, "--default-resources", "mem_mb=1234", "runtime=7")
     assert found["knn"]["gpu"] == "0"  # knn.device: cpu
-    assert found["crops_shard"]["gpu"] == "1" and found["labels"]["gpu"] == "0"  # labels: gt
+    assert found["crops_shard"]["gpu"] == "1" and found["labels_shard"]["gpu"] == "0"  # labels: gt
     assert found["manifest"]["mem_mb"] == "1234" and found["manifest"]["runtime"] == "7"  # the profile's
     assert found["train"]["runtime"] == "90" and found["train"]["nodes"] == "1"
-    assert all(r["slurm_account"] == "proj" for r in found.values())
+    cluster_jobs = {rule: r for rule, r in found.items() if rule not in ("labels", "crops")}  # merges: localrules
+    assert all(r["slurm_account"] == "proj" for r in cluster_jobs.values())
+
+
+def test_multi_gpu_training_is_one_job_of_n_gpus_on_one_node_under_torchrun(tmp_path):
+    copy_workflow(tmp_path)
+    cfg = copy_config(TINY)
+    cfg["experiments"]["demo"]["train"].update({"gpus": 2, "batch_size": 2})
+    (tmp_path / "test.yaml").write_text(__import__("yaml").safe_dump(cfg))
+    run = snakemake(tmp_path, "-n", "-p", "results/demo/model.pt", "--configfile", "config/config.yaml",
+                    "test.yaml", "--cores", "32")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    train = run.stdout.split("rule train:", 1)[1]
+    assert "gpu=2" in train and "nodes=1" in train and "mem_mb=64000" in train and "threads: 16" in train
+    assert "epeflow on-gpus 2 -- env PET_" in train and "torchrun --standalone --nproc-per-node 2" in train

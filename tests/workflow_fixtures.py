@@ -79,7 +79,7 @@ def planned_rules(result: subprocess.CompletedProcess[str]) -> set[str]:
 def copy_workflow(work: Path) -> None:
     """The workflow files of this checkout (links resolved) in a fresh working directory."""
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
+    for name in ("Snakefile", "rules", "workflow", "config", "envs", "slurm"):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, work / name, symlinks=False)
