@@ -1,14 +1,14 @@
-rule enhance:
+rule enhance_shard:
     input:
         model="results/{exp}/model.pt",
         manifest=dataset_path("source", "manifest.parquet"),
         gbuffers=gbuffers_input,
     output:
-        directory("results/{exp}/enhanced"),
+        temp(directory("results/{exp}/enhanced_shards/{shard}-of-{n}")),
     log:
-        "logs/enhance/{exp}.log",
+        "logs/enhance/{exp}-{shard}-of-{n}.log",
     benchmark:
-        "benchmarks/enhance/{exp}.tsv"
+        "benchmarks/enhance/{exp}-{shard}-of-{n}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
     threads: 4
@@ -19,5 +19,27 @@ rule enhance:
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} "
-        "--spec {params.spec:q} --threads {threads} &> {log}"
+        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} --shard {wildcards.shard} "
+        "--num-shards {wildcards.n} --spec {params.spec:q} --threads {threads} &> {log}"
+
+
+# The merge only links the shards' frames into one folder: it runs where Snakemake runs, no cluster job.
+localrules:
+    enhance,
+
+
+rule enhance:
+    input:
+        enhance_shards,
+    output:
+        directory("results/{exp}/enhanced"),
+    log:
+        "logs/enhance/{exp}-merge.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/epeflow.yaml"
+    shell:
+        "epeflow enhance-merge {input} --out {output} &> {log}"

@@ -17,7 +17,7 @@ from epeflow.config import DATASET_STAGE_KEYS, dataset_stage_settings, load_conf
 
 pytestmark = pytest.mark.slow  # each plan is a Snakemake run (about 3 s)
 
-AFTER_LABELS = {"train", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
+AFTER_LABELS = {"train", "enhance_shard", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
 AFTER_CROPS = {"crops", "knn", "filter_matches", "sampling_weights", "match_preview"} | AFTER_LABELS
 EVERY_RULE = {"demo_data", "manifest", "labels_shard", "labels", "gbuffers", "crop_stats", "crops_shard"} | AFTER_CROPS
 
