@@ -113,6 +113,11 @@ def enhance_shards(wildcards):
     return [f"results/{wildcards.exp}/enhanced_shards/{i}-of-{n}" for i in range(n)]
 
 
+def gbuffer_shards(wildcards):
+    n = num_shards(wildcards.ds)
+    return [f"results/datasets/{wildcards.ds}/gbuffers_shards/{i}-of-{n}.zarr" for i in range(n)]
+
+
 def label_shards(wildcards):
     n = num_shards(wildcards.ds)
     return [f"results/datasets/{wildcards.ds}/labels_shards/{i}-of-{n}" for i in range(n)]
