@@ -5,6 +5,14 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Snakemake's own message for invalid YAML names neither file nor line; ours does (overlays given with
+# --configfile are read before this file: `epeflow config config/config.yaml <overlay>` names their line).
+from epeflow.workflow_config import exit_on_error, read_yaml_file
+
+with exit_on_error():
+    read_yaml_file("config/config.yaml")
+
+
 configfile: "config/config.yaml"
 
 
@@ -25,6 +33,14 @@ include: "rules/train.smk"
 include: "rules/enhance.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+
+
+# Rules log to files; on a failure, print the error line of each failed job's log (not only "check log").
+from epeflow.failed_jobs import print_failures
+
+
+onerror:
+    print_failures(log)
 
 
 rule all:

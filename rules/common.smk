@@ -2,10 +2,17 @@
 import json
 from functools import cache
 
-from epeflow.config import dataset_stage_settings, dataset_stage_weights, validate_config
+from epeflow.config import dataset_stage_settings, dataset_stage_weights, may_have_gt_labels
+from epeflow.workflow_config import config_entry, exit_on_error, validate_workflow_config
+from epeflow.resources import dataset_frames, job_resources, job_threads, split_frames
 
-# Fill defaults and cross-check datasets / experiments (errors name the config key).
-config.update(validate_config(config))
+# Fill defaults and cross-check datasets / experiments: an error is one short message naming the config
+# file(s) and key, not a traceback.
+_OVERLAYS = [str(f) for f in workflow.overwrite_configfiles]
+with exit_on_error():
+    config.update(validate_workflow_config(
+        config, [f for f in map(str, workflow.configfiles) if f not in _OVERLAYS] + _OVERLAYS
+    ))
 
 
 wildcard_constraints:
@@ -19,11 +26,14 @@ def as_json(obj):
 
 
 def dataset(name):
-    return config["datasets"][name]
+    """A dataset's config entry; a name not in the config (a target typo) stops with the defined names."""
+    with exit_on_error():
+        return config_entry(config, "datasets", name)
 
 
 def experiment(wildcards):
-    return config["experiments"][wildcards.exp]
+    with exit_on_error():
+        return config_entry(config, "experiments", wildcards.exp)
 
 
 def dataset_path(role, artifact):
@@ -124,8 +134,28 @@ def label_shards(wildcards):
 
 
 def gbuffers_input(wildcards):
-    """G-buffer store of an experiment's source dataset."""
+    """G-buffer store of an experiment's source dataset; none for an image-only generator (`train.image_only`,
+    implied by `gbuffers: none`)."""
+    if experiment(wildcards)["train"]["image_only"]:
+        return []
     return f"results/datasets/{experiment(wildcards)['source']}/gbuffers.zarr"
+
+
+def materials_labels_input(wildcards):
+    """The source's robust labels where they give the generator its materials: a dataset without GT labels
+    and a generator that reads materials (not image-only)."""
+    exp = experiment(wildcards)
+    if exp["train"]["image_only"] or may_have_gt_labels(dataset(exp["source"])):
+        return []
+    return f"results/datasets/{exp['source']}/labels"
+
+
+def gbuffers_flag(wildcards, input):
+    return f"--gbuffers {input.gbuffers}" if input.gbuffers else ""
+
+
+def materials_labels_flag(wildcards, input):
+    return f"--robust-labels {input.labels}" if input.labels else ""
 
 
 def train_init_input(wildcards):
@@ -161,3 +191,64 @@ def train_launcher(wildcards):
         "env PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 PET_SHUTDOWN_TIMEOUT=240 "
         f"torchrun --standalone --nproc-per-node {n} --no-python"
     )
+
+
+# --- what each job asks the scheduler for (config `resources:`, epeflow.resources) ---
+
+
+def dataset_frame_count(name):
+    """Frames of a dataset at plan time (a demo's count, else its listing's)."""
+    entry = dataset(name)
+    return dataset_frames(entry, "" if "demo" in entry else _dataset_content(name))
+
+
+def dataset_job_frames(wildcards):
+    """Frames one job of a dataset stage handles: the dataset's, shared among its shards (`{n}`)."""
+    if not hasattr(wildcards, "ds"):
+        return 0
+    return -(-dataset_frame_count(wildcards.ds) // int(getattr(wildcards, "n", 1)))
+
+
+def knn_frames(wildcards):
+    exp = experiment(wildcards)
+    return dataset_frame_count(exp["source"]) + dataset_frame_count(exp["target"])
+
+
+def enhance_frames(wildcards):
+    exp = experiment(wildcards)
+    spec = exp["enhance"]
+    return split_frames(dataset_frame_count(exp["source"]), dataset(exp["source"]), spec["split"], spec["max_frames"])
+
+
+def evaluate_frames(wildcards):
+    exp = experiment(wildcards)
+    spec = exp["evaluate"]
+    real = split_frames(dataset_frame_count(exp["target"]), dataset(exp["target"]), spec["real_split"], spec["max_frames"])
+    return enhance_frames(wildcards) + real
+
+
+def gpus_unless_cpu(section):
+    """1 GPU unless the experiment's `<section>.device` is cpu."""
+    return lambda wc: 0 if experiment(wc)[section]["device"] == "cpu" else 1
+
+
+def train_need_gpus(wildcards):
+    return 0 if experiment(wildcards)["train"]["device"] == "cpu" else train_gpus(wildcards)
+
+
+def stage_resources(stage, frames=dataset_job_frames, need_gpus=lambda wc: 0):
+    """A rule's `resources:` from the config's `resources.<stage>`, per job (frames and GPU need from its
+    wildcards). Keys the config leaves to the profile are not set at all, so its default-resources apply."""
+    keys = job_resources(config, stage, frames=0, need_gpus=1)
+
+    def value(key):
+        return lambda wc: job_resources(config, stage, frames=frames(wc), need_gpus=need_gpus(wc))[key]
+
+    return {key: value(key) for key in keys}
+
+
+def stage_threads(stage):
+    """A rule's threads: `resources.<stage>.cpus` (per GPU for training)."""
+    if stage == "train":
+        return lambda wc: job_threads(config, stage, train_need_gpus(wc))
+    return job_threads(config, stage)

@@ -8,11 +8,11 @@ rule crop_stats:
     benchmark:
         "benchmarks/crop_stats/{ds}.tsv"
     params:
-        spec=dataset_settings("crop_stats"),
-    threads: 4
+        spec=dataset_settings("crop_stats"),  # includes crops.size: every frame must fit a crop
+    priority: 10  # cheap, and it refuses frames smaller than the crop before hours of labels or G-buffers
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -33,15 +33,13 @@ rule crops_shard:
         spec=dataset_settings("crops"),
         weights=dataset_weights("crops"),
         random=dataset_random_flag("crops"),
-    threads: 4
+    threads: stage_threads("crops")
     resources:
-        mem_mb=16000,
-        runtime=12 * 60,
-        gpu=1,
+        **stage_resources("crops", need_gpus=lambda wc: 1),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow crops {input.manifest} {input.stats} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
+        "epeflow on-gpus {resources.gpu} -- epeflow crops {input.manifest} {input.stats} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
 
 
@@ -59,10 +57,9 @@ rule crops:
         "logs/crops/{ds}-merge.log",
     benchmark:
         "benchmarks/crops/{ds}-merge.tsv"
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:

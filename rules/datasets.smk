@@ -7,10 +7,9 @@ rule demo_data:
         "benchmarks/demo_data/{ds}.tsv"
     params:
         spec=dataset_settings("demo"),
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -31,10 +30,9 @@ rule manifest:
         spec=dataset_settings("manifest"),
         content=dataset_content,  # not passed on: a change of the files reruns the job
         demo=lambda wc, input: f"--demo-dir {input[0]}" if input else "",
-    threads: 4
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:

@@ -3,6 +3,7 @@ rule enhance_shard:
         model="results/{exp}/model.pt",
         manifest=dataset_path("source", "manifest.parquet"),
         gbuffers=gbuffers_input,
+        labels=materials_labels_input,
     output:
         temp(directory("results/{exp}/enhanced_shards/{shard}-of-{n}")),
     log:
@@ -11,16 +12,17 @@ rule enhance_shard:
         "benchmarks/enhance/{exp}-{shard}-of-{n}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["enhance"]),
-    threads: 4
+        gbuffers=lambda wc, input: input.gbuffers or "-",  # `-`: an image-only generator
+        labels=materials_labels_flag,
+    threads: stage_threads("enhance")
     resources:
-        mem_mb=16000,
-        runtime=6 * 60,
-        gpu=1,
+        **stage_resources("enhance", frames=enhance_frames, need_gpus=gpus_unless_cpu("enhance")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow enhance {input.model} {input.manifest} {input.gbuffers} {output} --shard {wildcards.shard} "
-        "--num-shards {wildcards.n} --spec {params.spec:q} --threads {threads} &> {log}"
+        "epeflow on-gpus {resources.gpu} -- epeflow enhance {input.model} {input.manifest} {params.gbuffers} "
+        "{output} {params.labels} --shard {wildcards.shard} --num-shards {wildcards.n} --spec {params.spec:q} "
+        "--threads {threads} &> {log}"
 
 
 # The merge only links the shards' frames into one folder: it runs where Snakemake runs, no cluster job.

@@ -6,22 +6,25 @@ rule evaluate:
         src_labels=dataset_path("source", "labels"),
         dst_labels=dataset_path("target", "labels"),
     output:
-        "results/{exp}/metrics.json",
+        report(
+            "results/{exp}/metrics.json",
+            caption="../workflow/report/metrics.rst",
+            category="Evaluation",
+            labels={"experiment": "{exp}", "file": "metrics.json"},
+        ),
     log:
         "logs/evaluate/{exp}.log",
     benchmark:
         "benchmarks/evaluate/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["evaluate"]),
-        weights=weights_json("vgg16", "lpips"),
+        weights=weights_json("vgg16", "lpips", "mseg"),
         random=experiment_random_flag,
-    threads: 4
+    threads: stage_threads("evaluate")
     resources:
-        mem_mb=16000,
-        runtime=6 * 60,
-        gpu=1,
+        **stage_resources("evaluate", frames=evaluate_frames, need_gpus=gpus_unless_cpu("evaluate")),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow evaluate {input.enhanced} {input.src_manifest} {input.dst_manifest} {output} "
+        "epeflow on-gpus {resources.gpu} -- epeflow evaluate {input.enhanced} {input.src_manifest} {input.dst_manifest} {output} "
         "--src-labels {input.src_labels} --dst-labels {input.dst_labels} --spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"

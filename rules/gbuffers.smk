@@ -11,16 +11,15 @@ rule gbuffers_shard:
         spec=dataset_settings("gbuffers"),
         weights=dataset_weights("gbuffers"),
         random=dataset_random_flag("gbuffers"),
-    threads: 4
+    threads: stage_threads("gbuffers")
     resources:
-        mem_mb=16000,
-        runtime=12 * 60,
-        gpu=lambda wc: 1 if dataset(wc.ds)["gbuffers"] == "fake" else 0,
+        **stage_resources("gbuffers", need_gpus=lambda wc: 1 if dataset(wc.ds)["gbuffers"] == "fake" else 0),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow gbuffers {input.manifest} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
-        "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
+        "epeflow on-gpus {resources.gpu} -- epeflow gbuffers {input.manifest} {output} --shard {wildcards.shard} "
+        "--num-shards {wildcards.n} --spec {params.spec:q} --weights {params.weights:q} {params.random} "
+        "--threads {threads} &> {log}"
 
 
 # The merge links the shards' frame files into one store and combines their moments: it runs where

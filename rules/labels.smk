@@ -11,15 +11,13 @@ rule labels_shard:
         spec=dataset_settings("labels"),
         weights=dataset_weights("labels"),
         random=dataset_random_flag("labels"),
-    threads: 4
+    threads: stage_threads("labels")
     resources:
-        mem_mb=16000,
-        runtime=24 * 60,
-        gpu=lambda wc: 1 if dataset(wc.ds)["labels"] == "mseg" else 0,
+        **stage_resources("labels", need_gpus=lambda wc: 1 if dataset(wc.ds)["labels"] == "mseg" else 0),
     conda:
         "../envs/epeflow.yaml"
     shell:
-        "epeflow labels {input.manifest} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
+        "epeflow on-gpus {resources.gpu} -- epeflow labels {input.manifest} {output} --shard {wildcards.shard} --num-shards {wildcards.n} "
         "--spec {params.spec:q} --weights {params.weights:q} {params.random} --threads {threads} &> {log}"
 
 

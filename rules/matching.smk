@@ -10,15 +10,13 @@ rule knn:
         "benchmarks/knn/{exp}.tsv"
     params:
         spec=lambda wc: as_json(experiment(wc)["knn"]),
-    threads: 8
+    threads: stage_threads("knn")
     resources:
-        mem_mb=32000,
-        runtime=6 * 60,
-        gpu=lambda wc: 0 if experiment(wc)["knn"]["device"] == "cpu" else 1,
+        **stage_resources("knn", frames=knn_frames, need_gpus=gpus_unless_cpu("knn")),
     conda:
         "../envs/faiss.yaml"
     shell:
-        "epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
+        "epeflow on-gpus {resources.gpu} -- epeflow knn {input.src} {input.dst} {output} --spec {params.spec:q} --threads {threads} &> {log}"
 
 
 # filter -> weights -> preview: short CPU steps, one cluster job (one scheduler round trip, not three).
@@ -37,10 +35,9 @@ rule filter_matches:
         max_dist=lambda wc: experiment(wc)["max_dist"],
     group:
         "matching"
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -60,10 +57,9 @@ rule sampling_weights:
         "benchmarks/weights/{exp}.tsv"
     group:
         "matching"
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=16000,
-        runtime=60,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:
@@ -87,10 +83,9 @@ rule match_preview:
         max_dist=lambda wc: experiment(wc)["max_dist"],
     group:
         "matching"
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:

@@ -10,13 +10,17 @@ rule report_html:
         src_crops=dataset_path("source", "crops.zarr"),
         dst_crops=dataset_path("target", "crops.zarr"),
     output:
-        report("results/{exp}/report.html", caption="../workflow/report/report.rst", category="Report"),
+        report(
+            "results/{exp}/report.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+            labels={"experiment": "{exp}", "file": "report.html"},
+        ),
     log:
         "logs/report/{exp}.log",
-    threads: 1
+    threads: stage_threads("default")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **stage_resources("default"),
     conda:
         "../envs/epeflow.yaml"
     shell:

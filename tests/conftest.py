@@ -18,6 +18,15 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("EPEFLOW_NO_PROGRESS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_torch_hub(tmp_path_factory):
+    """No test sees weights a developer happens to have downloaded: the hub cache is an empty folder, so a
+    weights spec without `path` means random weights where they are allowed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        yield
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

@@ -43,3 +43,18 @@ def test_a_model_without_gbuffer_metadata_is_refused_naming_the_file(tmp_path, g
     img = IENet(IENetConfig(gbuffer_mode="img", gbuffer_channels=0, num_stages=2, width=0.125))
     write_model(tmp_path / "img.pt", img.state_dict(), img.config.to_dict(), {}, {}, stamp(False), {})
     assert load_generator(tmp_path / "img.pt")[0].config.gbuffer_mode == "img"
+
+
+def test_an_empty_or_truncated_model_says_so_and_to_rerun_training(tmp_path):
+    gen = IENet(IENetConfig(gbuffer_mode="all", gbuffer_channels=2, class_slices=(), num_stages=2, width=0.125))
+    gbuffers = {"channels": 2, "names": ["a", "b"], "mean": [0.0, 1.0], "std": [1.0, 2.0], "mode": "real"}
+    write_model(tmp_path / "model.pt", gen.state_dict(), gen.config.to_dict(), gbuffers, {}, stamp(True), {})
+    data = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(EpeflowError, match=r"model .*empty.pt is empty \(0 bytes.*not a readable torch checkpoint"
+                                           r".*rerun the train rule"):
+        load_generator(tmp_path / "empty.pt")
+    with pytest.raises(EpeflowError, match=r"model .*cut.pt is truncated .*not a readable torch checkpoint"
+                                           r".*rerun the train rule"):
+        load_generator(tmp_path / "cut.pt")

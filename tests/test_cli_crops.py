@@ -31,7 +31,7 @@ def test_stats_shards_and_merge_as_the_rules_call_them(tmp_path, capsys):
             "chunk_size": 3,
         }
     )
-    weights = json.dumps({"vgg16": {"path": str(tmp_path / "absent.pth")}})
+    weights = json.dumps({"vgg16": {}})  # not in the (empty) hub cache
     stats = tmp_path / "crop_stats.json"
     assert main(["crop-stats", str(manifest), str(stats), "--spec", spec, "--threads", "2"]) == 0
     assert json.loads(stats.read_text())["frames"] == 4
@@ -66,7 +66,7 @@ def test_missing_weights_without_permission_is_a_clean_error(tmp_path, capsys):
     manifest = make_dataset(tmp_path, "d", [(40, 48)], seed=0)
     stats = tmp_path / "s.json"
     stats.write_text(json.dumps({"mean": [0.5] * 3, "std": [0.2] * 3, "frames": 1}))
-    weights = json.dumps({"vgg16": {"path": str(tmp_path / "absent.pth")}})
+    weights = json.dumps({"vgg16": {}})  # not in the (empty) hub cache
     code = main(
         [
             "crops",
@@ -81,3 +81,16 @@ def test_missing_weights_without_permission_is_a_clean_error(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "epeflow crops: error: vgg16 weights not found" in err and "Traceback" not in err
+
+
+def test_json_spec_arguments_with_a_wrong_type_name_the_field(tmp_path, capsys):
+    manifest = make_dataset(tmp_path, "d", [(40, 48)], seed=0)
+    stats = tmp_path / "s.json"
+    assert main(["crop-stats", str(manifest), str(stats), "--spec", '{"stats_frames": "x"}']) == 2
+    assert "config key `datasets.<dataset>.crops.stats_frames`: 'x' is not of type 'integer'" in capsys.readouterr().err
+    stats.write_text(json.dumps({"mean": [0.5] * 3, "std": [0.2] * 3, "frames": 1}))
+    argv = ["crops", str(manifest), str(stats), str(tmp_path / "c.zarr"), "--allow-random-weights"]
+    assert main([*argv, "--spec", '{"size": "32"}']) == 2
+    assert "config key `crops.size`: '32' is not of type 'integer'" in capsys.readouterr().err
+    assert main([*argv, "--spec", '{"size": 32, "padding": "zero"}', "--weights", '{"vgg16": "vgg.pth"}']) == 2
+    assert "config key `weights.vgg16`: 'vgg.pth' is not of type 'object'" in capsys.readouterr().err

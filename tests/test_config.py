@@ -51,7 +51,6 @@ def test_wrong_type_and_range_are_named(base_config):
         (lambda c: c["experiments"]["demo"].update(target="demo_synth"), r"role 'synthetic', expected 'real'"),
         (lambda c: c["datasets"]["demo_real"].update(images="x"), r"datasets\.demo_real.*exactly one of"),
         (lambda c: c["datasets"]["demo_real"].update(gbuffers="fake"), r"only synthetic datasets"),
-        (lambda c: c["datasets"]["demo_synth"].update(gbuffers="none"), r"needs G-buffers"),
         (lambda c: c["datasets"]["pfd"]["crops"].update(size=100) or c["datasets"]["pfd"].setdefault("crops", {}),
          r"datasets\.pfd\.crops\.size.*receptive"),
         (lambda c: c["datasets"]["demo_real"]["crops"].update(size=64), r"different crop sizes"),
@@ -105,3 +104,23 @@ def test_snakemake_validate_accepts_the_same_schema(base_config, repo):
     bad["experiments"]["demo"]["max_dist"] = "far"
     with pytest.raises(Exception, match="max_dist|far"):
         validate(bad, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ({"val": 0.6, "test": 0.7}, r"`datasets\.demo_real\.split`: val \+ test = 0\.6 \+ 0\.7 = 1\.3 leaves no"),
+        ({"val": 0.5, "test": 0.5}, r"`datasets\.demo_real\.split`: val \+ test .* = 1 leaves no frames"),
+        ({"test": 1.0}, r"`datasets\.demo_real\.split\.test`: 1\.0 is greater than or equal to the maximum of 1"),
+        ({"val": -0.1}, r"`datasets\.demo_real\.split\.val`: -0\.1 is less than the minimum of 0"),
+    ],
+)
+def test_split_fractions_are_checked_naming_the_key(base_config, split, message):
+    from epeflow.config import validate_dataset
+
+    base_config["datasets"]["demo_real"]["split"] = split
+    with pytest.raises(EpeflowError, match=message):
+        validate_config(base_config)
+    spec = {"role": "real", "images": "x", "split": split}  # what the manifest rule passes with --spec
+    with pytest.raises(EpeflowError, match=message):
+        validate_dataset(spec, "demo_real", stage="manifest")

@@ -52,3 +52,13 @@ def test_empty_manifest_is_an_error(tmp_path):
     write_table(manifest, df.iloc[:0], meta)
     with pytest.raises(EpeflowError, match="no frames"):
         run_crop_stats(manifest, tmp_path / "s.json", {}, threads=1)
+
+
+def test_a_frame_smaller_than_the_crop_is_reported_by_crop_stats_before_any_crop(tmp_path):
+    manifest = make_dataset(tmp_path, "d", [(40, 48), (24, 64)])
+    out = tmp_path / "s.json"
+    with pytest.raises(EpeflowError, match=r"dataset 'd': 1 frame\(s\) are smaller than the crop size 32: "
+                                           r".*frame_001 \(.*frame_001\.png, 24x64\).*`datasets\.d\.crops\.size`"):
+        run_crop_stats(manifest, out, {"stats_frames": 10, "seed": 0, "size": 32}, threads=1)
+    assert not out.exists()
+    run_crop_stats(manifest, out, {"stats_frames": 10, "seed": 0, "size": 24}, threads=1)

@@ -22,7 +22,7 @@ def data(tmp_path_factory):
     manifest = make_dataset(root, "syn", SIZES, seed=0)
     stats = root / "crop_stats.json"
     run_crop_stats(manifest, stats, {"stats_frames": 5, "seed": 0}, threads=1)
-    weights = {"vgg16": {"path": str(root / "absent-vgg16.pth")}}  # not there: random weights
+    weights = {"vgg16": {}}  # not in the (empty) hub cache: random weights
     single = root / "single.zarr"
     run_crops(manifest, stats, single, 0, 1, SPEC, weights, allow_random=True)
     return {"root": root, "manifest": manifest, "stats": stats, "weights": weights, "single": single}
@@ -125,7 +125,7 @@ def test_reference_path_196_crops_without_padding_give_one_vector(tmp_path):
     manifest = make_dataset(tmp_path, "big", [(200, 210), (196, 220)], seed=3)
     stats = tmp_path / "stats.json"
     write_json(stats, {"mean": [0.5, 0.45, 0.4], "std": [0.25, 0.25, 0.25], "frames": 2})
-    weights = {"vgg16": {"path": str(tmp_path / "absent.pth")}}
+    weights = {"vgg16": {}}
     spec = {"per_image": 2, "size": 196, "padding": "none", "batch_size": 4, "num_workers": 0}
     out = tmp_path / "crops.zarr"
     run_crops(manifest, stats, out, 0, 1, spec, weights, True)
@@ -149,7 +149,7 @@ def test_frame_smaller_than_the_crop_is_an_error_naming_it(tmp_path):
     with pytest.raises(
         EpeflowError, match=r"smaller than the crop size 32: seq1__frame_001 \(.*frame_001\.png, 24x64\)"
     ):
-        run_crops(manifest, stats, tmp_path / "c.zarr", 0, 1, SPEC, {"vgg16": {"path": "/absent"}}, True)
+        run_crops(manifest, stats, tmp_path / "c.zarr", 0, 1, SPEC, {"vgg16": {}}, True)
     assert not (tmp_path / "c.zarr").exists()
 
 
@@ -161,7 +161,7 @@ def test_image_not_matching_the_manifest_is_an_error(tmp_path):
     stats = tmp_path / "s.json"
     write_json(stats, {"mean": [0.5] * 3, "std": [0.2] * 3, "frames": 2})
     with pytest.raises(EpeflowError, match=r"frame_001\.png is 48x64 but the manifest says 50x64"):
-        run_crops(manifest, stats, tmp_path / "c.zarr", 0, 1, SPEC, {"vgg16": {"path": "/absent"}}, True)
+        run_crops(manifest, stats, tmp_path / "c.zarr", 0, 1, SPEC, {"vgg16": {}}, True)
 
 
 def test_settings_errors_name_the_key(data):

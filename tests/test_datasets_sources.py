@@ -131,3 +131,44 @@ def test_demo_listing(tmp_path):
     assert source_kind({"demo": {}}) == "demo"
     with pytest.raises(EpeflowError, match="exactly one"):
         source_kind({"images": "a", "video": "b"})
+
+
+def _linked_tree(root):
+    """Frames a/1.png, a/b/2.png; a/b/up -> a (a loop); alias -> a (the same folder again); a/b/3.png -> 2.png."""
+    write_rgb(root / "a" / "1.png", 8, 8)
+    write_rgb(root / "a" / "b" / "2.png", 8, 8, seed=1)
+    os.symlink(root / "a", root / "a" / "b" / "up")
+    os.symlink(root / "a", root / "alias")
+    os.symlink(root / "a" / "b" / "2.png", root / "a" / "b" / "3.png")
+
+
+def test_symlinks_are_followed_once_so_no_frame_is_listed_twice(tmp_path):
+    images = tmp_path / "images"
+    _linked_tree(images)
+    listed = list_frames(_spec(images=str(images)), "d").frames
+    assert [os.path.relpath(p, images) for p in listed["path"]] == [os.path.join("a", "1.png"),
+                                                                     os.path.join("a", "b", "2.png")]
+    assert listed["id"].is_unique
+    os.symlink(images / "a" / "1.png", images / "outside.png")  # a frame linked from elsewhere still counts once
+    assert len(walk_files(images, ["png"])) == 2
+
+
+def test_two_symlink_loops_do_not_hang_the_listing(tmp_path):
+    images = tmp_path / "images"
+    _linked_tree(images)
+    os.symlink(images / "a", images / "a" / "loop2")  # two loops: os.walk(followlinks) would branch forever
+    code = (f"from epeflow.datasets.sources import walk_files; print(len(walk_files({str(images)!r}, ['png'])))")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr[-2000:]
+
+
+def test_filelist_naming_one_image_through_a_symlink_twice_is_an_error(tmp_path):
+    write_rgb(tmp_path / "a.png", 8, 8)
+    os.symlink(tmp_path / "a.png", tmp_path / "b.png")
+    lst = tmp_path / "files.txt"
+    lst.write_text("a.png\nb.png\n")
+    with pytest.raises(EpeflowError, match=r"line 2: image .*b.png is listed twice \(also on line 1 as .*a.png"):
+        read_filelist(lst, "k")

@@ -26,7 +26,7 @@ def _one_thread():
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("enhance")
     exp = make_experiment(root, size=(36, 52))  # frames 1 and 3 are in the test split
-    missing = {"vgg16": {"path": str(root / "no-vgg.pth")}, "lpips": {"path": str(root / "no-lpips.pth")}}
+    missing: dict = {}  # the hub cache is empty: random weights
     models = []
     for seed in (1, 2):
         out = root / f"model-{seed}.pt"
@@ -150,3 +150,32 @@ def test_merged_shards_equal_one_job(trained, tmp_path, num_shards):
     assert b["enhanced_path"].tolist() == [str(tmp_path / "merged" / f"{i}.png") for i in merged["id"]]
     with pytest.raises(EpeflowError, match="a shard is missing"):
         merge_enhanced_shards(shards[:-1], tmp_path / "bad")
+
+
+def test_frames_without_gt_labels_take_materials_from_the_robust_labels(trained, tmp_path):
+    from epeflow.common.taxonomy import materials_from_universal
+
+    exp, (model, _) = trained
+    manifest, meta = read_table(exp.src_manifest)
+    write_table(tmp_path / "manifest.parquet", manifest.assign(gt_label_path=None), meta)
+    with pytest.raises(EpeflowError, match="--labels"):
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, tmp_path / "none", {})
+    out = tmp_path / "enhanced"
+    run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, out, {"max_frames": 1}, labels=exp.src_labels)
+    row = manifest[manifest["split"] == "test"].iloc[0]
+    materials = materials_from_universal(read_label(exp.src_labels / f"{row['id']}.png"))
+    generator, _ = load_generator(model)
+    expected = enhance_frame(generator, read_image(row["path"]), GBufferStore(exp.gbuffers).read(int(row["frame"])),
+                             materials, Runtime.detect(False, "cpu"))
+    assert np.abs(read_image(out / f"{row['id']}.png").astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_a_split_without_frames_is_an_error_naming_dataset_and_split(trained, tmp_path):
+    exp, (model, _) = trained
+    manifest, meta = read_table(exp.src_manifest)
+    manifest["split"] = "train"  # no test frames left
+    write_table(tmp_path / "manifest.parquet", manifest, meta)
+    with pytest.raises(EpeflowError, match=rf"dataset {meta['dataset']!r} .* has no frames in split 'test' "
+                                           rf"\(it has: train {len(manifest)}\)"):
+        run_enhance(model, tmp_path / "manifest.parquet", exp.gbuffers, tmp_path / "out", {})
+    assert not (tmp_path / "out").exists()

@@ -43,7 +43,10 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert doc["experiment"] == "demo"
     assert doc["frames"] == {"enhanced": 4, "real": 12}
     m = doc["metrics"]
-    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd"}
+    assert set(m) == {"kid_vgg", "fid_vgg", "lpips", "swd", "swd_lab", "skvd", "ckvd", "tof", "tlp",
+                      "semantic_consistency"}
+    # the test frames 1, 3, 5, 7 are no consecutive pairs: the temporal metrics say so instead of a number
+    assert "no two consecutive enhanced frames" in m["tof"]["skipped"] and "skipped" in m["tlp"]
     # enhanced frames have the real look, their sources do not: the enhanced side must be closer
     assert m["kid_vgg"]["enhanced"]["mean"] < m["kid_vgg"]["identity"]["mean"]
     assert m["kid_vgg"]["enhanced"]["subset_size"] == 4 and m["kid_vgg"]["enhanced"]["seed"] == 2020
@@ -73,6 +76,8 @@ def test_random_run_measures_and_is_marked(tmp_path, hub_dir):
     assert sorted(doc["provenance"]["random_models"]) == ["lpips", "vgg16"]
     # every number says where it comes from
     for name, metric in m.items():
+        if name in ("tof", "tlp", "semantic_consistency"):
+            continue
         p = metric["provenance"]
         real = {} if name == "lpips" else {"real": 12}  # LPIPS compares each frame with its rendered source
         assert p["samples"] == {"enhanced": 4, "identity": 4, "colour_transfer": 4, **real}, name

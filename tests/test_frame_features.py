@@ -13,7 +13,7 @@ from epeflow.metrics.frames import load_rgb, resize_short_side
 
 @pytest.fixture(scope="module")
 def vgg():
-    model, _ = build_vgg16({"path": "/nonexistent/vgg16.pth"}, allow_random=True)
+    model, _ = build_vgg16({}, allow_random=True)  # the hub cache is empty in tests: random weights
     return model
 
 

@@ -140,3 +140,15 @@ def test_a_sweeping_writer_removes_what_killed_writers_left(tmp_path):
         tmp.write_text("b")
     assert not killed.exists() and running.exists() and other.exists()
     assert io.remove_stale_temporaries(tmp_path) == 1 and not other.exists() and running.exists()
+
+
+def test_16_bit_grey_frames_keep_their_brightness_and_float_images_are_refused(tmp_path):
+    grey = np.linspace(0, 65535, 8 * 10).reshape(8, 10).astype(np.uint16)  # mid-grey on average
+    io.write_png(tmp_path / "g16.png", grey)
+    rgb = io.read_image(tmp_path / "g16.png")
+    assert rgb.shape == (8, 10, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[..., 1], (grey >> 8).astype(np.uint8))  # not clipped to near-white
+    assert 120 < rgb.mean() < 135
+    Image.fromarray(np.full((4, 5), 0.5, np.float32), mode="F").save(tmp_path / "f.tif")
+    with pytest.raises(EpeflowError, match="f.tif holds floating-point samples"):
+        io.read_image(tmp_path / "f.tif")

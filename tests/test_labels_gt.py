@@ -41,3 +41,15 @@ def test_given_labels_are_validated(tmp_path):
         given_universal_label(_frame(tmp_path, robust_label_path=bad))
     with pytest.raises(EpeflowError, match="robust_label_path"):
         given_universal_label(_frame(tmp_path))
+
+
+def test_gt_ids_outside_cityscapes_are_an_error_naming_file_and_ids(tmp_path):
+    from epeflow.common.taxonomy import read_cityscapes_label
+
+    ok = write_label(tmp_path / "ok.png", 6, 8, values=(7, 33, 255))  # 255: the usual ignore marker
+    assert set(np.unique(gt_universal_label(_frame(tmp_path, gt_label_path=ok))).tolist()) <= set(range(256))
+    bad = write_label(tmp_path / "bad.png", 6, 8, values=(7, 34, 200))
+    with pytest.raises(EpeflowError, match=r"GT label .*bad.png has ids 34, 200 that are not Cityscapes label ids"):
+        gt_universal_label(_frame(tmp_path, gt_label_path=bad))
+    with pytest.raises(EpeflowError, match=r"bad.png has ids 34, 200"):  # the reader of material maps
+        read_cityscapes_label(bad)

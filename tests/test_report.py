@@ -153,6 +153,12 @@ def test_report_embeds_everything_and_parses(tmp_path):
     assert "skvd" in text and "needs at least 2 enhanced frames" in text
     assert "swd level 1" in text and "0.3" in text and "1/2 resolution" in text  # per pyramid level, both sides
     assert "banner" not in checker.classes and RANDOM_WEIGHTS_WARNING not in page
+    # a before / after slider per frame, and cKVD bars per class and compared set
+    assert checker.classes.count("compare") == 4 and checker.classes.count("slider") == 4
+    assert checker.classes.count("before") == checker.classes.count("after") == 4
+    assert "bar-enhanced" in checker.classes and "bar-identity" in checker.classes
+    assert "road (6 pairs)" in text and "n/a (too few pairs)" in text
+    assert "width:60.0%" in page and "width:100.0%" in page  # road: 1.5 and 2.5 of the largest, 2.5
 
 
 @pytest.mark.parametrize("artifact", ["metrics", "model", "enhanced", "matches", "weights"])
@@ -170,7 +176,7 @@ def test_text_is_escaped(tmp_path):
     out = tmp_path / "report.html"
     run_report("<script>alert(1)</script>", out, inputs)
     page = out.read_text(encoding="utf-8")
-    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     _parse(page)
 
 

@@ -90,7 +90,7 @@ def test_stage_settings_leave_out_other_methods_keys(tmp_path):
     assert set(dataset_stage_settings(synth, "labels")) == {"labels", "mseg"}
     assert set(dataset_stage_settings(real, "labels")) == {"labels", "gt_label_ids"}
     assert set(dataset_stage_settings(synth, "gbuffers")) == {"gbuffers", "gbuffer_channels", "fake_gbuffers"}
-    assert dataset_stage_settings(synth, "crop_stats") == {"stats_frames": 12, "seed": 0}
+    assert dataset_stage_settings(synth, "crop_stats") == {"stats_frames": 12, "seed": 0, "size": 32}
     assert "crops" not in dataset_stage_settings(synth, "manifest")
 
 

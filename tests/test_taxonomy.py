@@ -70,3 +70,17 @@ def test_materials_are_one_hot_with_the_reference_groups():
               16: "building", 0: "unlabeled", 5: "unlabeled", 2: "unlabeled", 255: "unlabeled"}
     for city_id, material in expect.items():
         assert names[index[city_id]] == material, city_id
+
+
+def test_materials_from_robust_labels_agree_with_those_from_gt_labels():
+    """Frames without GT labels take materials from their MSeg labels: a GT map and its universal map give
+    the same materials wherever MSeg keeps the class (and `unlabeled` where it does not)."""
+    from epeflow.common.taxonomy import materials_from_universal, universal_from_cityscapes
+
+    gt = np.arange(34, dtype=np.uint8).reshape(2, 17)
+    universal = universal_from_cityscapes(gt)
+    kept = universal != 255
+    np.testing.assert_array_equal(materials_from_universal(universal)[:, kept], materials_from_cityscapes(gt)[:, kept])
+    assert (materials_from_universal(universal).sum(axis=0) == 1).all()
+    names = list(MATERIAL_NAMES)
+    assert names[int(materials_from_universal(np.array([[universal_id("car")]], np.uint8)).argmax())] == "vehicle"

@@ -174,13 +174,30 @@ def test_pairs_must_refer_to_manifest_frames(exp, tmp_path):
         MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)
 
 
-def test_missing_gt_labels_are_explained(exp, tmp_path):
+def test_frames_without_gt_labels_take_their_materials_from_the_robust_labels(exp, tmp_path):
+    from epeflow.common.taxonomy import materials_from_universal
+
     manifest, meta = read_table(exp.src_manifest)
     manifest["gt_label_path"] = None
     write_table(tmp_path / "manifest.parquet", manifest, meta)
     pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
     src, _ = load_frames(tmp_path / "manifest.parquet")
     dst, _ = load_frames(exp.dst_manifest)
-    ds = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)
-    with pytest.raises(EpeflowError, match="gt_label_dir"):
-        ds[(0, 0)]
+    item = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, exp.gbuffers, None, False, 0)[(0, 0)]
+    expected = materials_from_universal(item["labels"].numpy().astype(np.uint8))
+    assert torch.equal(item["materials"], torch.from_numpy(expected))
+    assert torch.equal(item["materials"].sum(0), torch.ones(item["image"].shape[1:]))
+
+
+def test_image_only_samples_carry_no_gbuffers_or_materials(exp, tmp_path):
+    """Without a G-buffer store (frames-only datasets: the reference's `img` mode) a sample has empty
+    G-buffers and materials and needs no GT labels."""
+    manifest, meta = read_table(exp.src_manifest)
+    manifest["gt_label_path"] = None
+    write_table(tmp_path / "manifest.parquet", manifest, meta)
+    pairs = load_pairs(exp.matches, exp.pair_weights, exp.src_crops, exp.dst_crops)
+    src, _ = load_frames(tmp_path / "manifest.parquet")
+    dst, _ = load_frames(exp.dst_manifest)
+    item = MatchedPairs(pairs, src, dst, exp.src_labels, exp.dst_labels, None, None, False, 0)[(0, 0)]
+    assert item["gbuffers"].shape == item["materials"].shape == (0, *item["image"].shape[1:])
+    assert item["labels"].shape == item["image"].shape[1:]

@@ -223,3 +223,48 @@ def test_a_training_beside_a_running_one_is_refused_and_a_finished_one_leaves_no
     assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")] == [1]
     _train(exp, "locked", iterations=2)  # its holder is gone now: taken over
     assert [it for it, _ in ckpt.list_checkpoints(root / "checkpoints")][-1] == 2
+
+
+def test_changed_pair_weights_or_pretrained_weight_files_start_fresh_and_say_why(tmp_path, hub_dir, caplog):
+    """The fingerprint covers the sampling weights of the pairs and the sha256 of the VGG16 / LPIPS files."""
+    from epeflow.io import read_table, write_table
+
+    exp = make_experiment(tmp_path / "exp")
+    weights = pretrained_weight_files(tmp_path / "weights")
+
+    def rerun_says(changed: str) -> None:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            _train(exp, "run", weights=weights, allow_random=False, iterations=2)
+        assert f"changed: inputs.{changed}" in caplog.text and "resuming from" not in caplog.text
+
+    _train(exp, "run", weights=weights, allow_random=False, iterations=2)
+    df, meta = read_table(exp.pair_weights)  # same pairs, other sampling weights
+    write_table(exp.pair_weights, df.assign(weight=df["weight"][::-1].to_numpy()), meta)
+    rerun_says("pairs")
+    vgg = torch.load(weights["vgg16"]["path"], weights_only=True)  # a VGG16 file replaced by other weights
+    torch.save({k: v * 0.5 for k, v in vgg.items()}, weights["vgg16"]["path"])
+    rerun_says("pretrained.vgg16")
+
+
+def test_image_only_training_needs_no_gbuffers_or_gt_labels(tmp_path, hub_dir):
+    """A frames-only synthetic dataset: no G-buffer store, no GT labels; the generator is the reference's
+    `img` mode and model.pt says it takes no G-buffers."""
+    from dataclasses import replace as replace_field
+
+    from epeflow.io import read_table, write_table
+    from epeflow.train.run import IMAGE_ONLY_GBUFFERS, TrainInputs
+
+    exp = make_experiment(tmp_path / "exp")
+    df, meta = read_table(exp.src_manifest)
+    write_table(exp.src_manifest, df.assign(gt_label_path=None), meta)
+    root = tmp_path / "img"
+    args = exp.train_args(root / "model.pt", root / "checkpoints")
+    args["inputs"] = replace_field(args["inputs"], gbuffers=None)
+    assert isinstance(args["inputs"], TrainInputs)
+    with pytest.raises(EpeflowError, match="train.image_only"):
+        run_train(**args, spec={**TINY_TRAIN, "iterations": 1}, weights={}, allow_random=True)
+    run_train(**args, spec={**TINY_TRAIN, "iterations": 1, "image_only": True}, weights={}, allow_random=True)
+    generator, model = load_generator(root / "model.pt")
+    assert generator.config.gbuffer_mode == "img" and model["gbuffers"] == IMAGE_ONLY_GBUFFERS
+    assert generator(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)

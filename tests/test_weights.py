@@ -76,3 +76,13 @@ def test_checksum_follows_file_changes(tmp_path):
     assert first == hashlib.sha256(b"one").hexdigest()
     path.write_bytes(b"two!")  # a changed file (size and mtime) is hashed again, not served from the cache
     assert sha256_of(path) == hashlib.sha256(b"two!").hexdigest()
+
+
+@pytest.mark.parametrize("allow_random", [False, True])
+def test_a_configured_path_that_does_not_exist_is_an_error_even_with_random_weights_allowed(tmp_path, hub_dir,
+                                                                                              allow_random):
+    missing = tmp_path / "typo" / "vgg16.pth"
+    with pytest.raises(EpeflowError, match=r"config key `weights.vgg16.path`: .*typo/vgg16.pth does not exist"):
+        resolve_weights("vgg16", {"path": str(missing)}, allow_random=allow_random)
+    with pytest.raises(EpeflowError, match=r"`weights.mseg.path`: .* is a folder"):
+        resolve_weights("mseg", {"path": str(tmp_path)}, allow_random=allow_random)

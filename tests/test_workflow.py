@@ -66,6 +66,24 @@ def test_outputs_are_sane(workdir):
 
     html = (res / "demo" / "report.html").read_text()
     assert "random weights" in html and "data:image/png;base64," in html
+    assert 'class="compare"' in html and 'type="range"' in html  # before / after sliders
+
+    # the demo's sources are sequences: tOF / tLP over the consecutive enhanced frames (temporal_trim 0 here)
+    tof, tlp = metrics["metrics"]["tof"], metrics["metrics"]["tlp"]
+    assert tof["pairs"] >= 1 and tlp["pairs"] == tof["pairs"], tof
+    assert tof["enhanced"]["mean"] >= 0 and tof["identity"]["mean"] == 0.0 and "tof" in html
+    assert "needs real MSeg weights" in metrics["metrics"]["semantic_consistency"]["skipped"]
+
+
+def test_snakemake_report_collects_metrics_and_report(workdir):
+    """`snakemake --report` of the finished run: one HTML file with the flagged outputs and their captions."""
+    out = workdir / "snakemake_report.html"
+    result = snakemake(workdir, "--configfile", "config/config.yaml", "tiny.yaml", "--report", str(out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    page = out.read_text(encoding="utf-8")
+    for name in ("metrics.json", "report.html", "preview.png", "distances.png"):
+        assert name in page, name
+    assert "provenance of every number" in page and "before / after slider" in page  # the captions
 
 
 def test_second_run_has_nothing_to_do(workdir):

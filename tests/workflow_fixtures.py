@@ -46,7 +46,7 @@ TINY: dict[str, Any] = {
                 "log_every": 1,
                 "num_workers": 0,
             },
-            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4, "skvd_size": [64, 96]},
+            "evaluate": {"kid_subsets": 5, "kid_subset_size": 4, "skvd_size": [64, 96], "temporal_trim": 0},
         }
     },
 }

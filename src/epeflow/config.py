@@ -79,7 +79,22 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise EpeflowError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors[:10]))
     _cross_check(cfg)
+    _imply_image_only(cfg)
     return cfg
+
+
+def may_have_gt_labels(entry: Mapping[str, Any]) -> bool:
+    """Whether a dataset entry can give ground-truth labels (demo data, a file list, `gt_label_dir`); frames of
+    a synthetic dataset without them take their materials from the robust labels."""
+    return any(k in entry for k in ("demo", "filelist")) or bool(entry.get("gt_label_dir"))
+
+
+def _imply_image_only(cfg: dict[str, Any]) -> None:
+    """An experiment whose source dataset has no G-buffers (`gbuffers: none`: a folder of frames) trains the
+    reference's image-only generator: `train.image_only` is set for it."""
+    for exp in cfg["experiments"].values():
+        if cfg["datasets"][exp["source"]]["gbuffers"] == "none":
+            exp["train"]["image_only"] = True
 
 
 # The keys of a dataset entry each dataset stage reads. Its rule passes only these (`dataset_stage_settings`),
@@ -107,9 +122,11 @@ def _method(entry: Mapping[str, Any], stage: str) -> str | None:
 
 def dataset_stage_settings(entry: Mapping[str, Any], stage: str) -> dict[str, Any]:
     """The part of a (validated) dataset entry that `stage` reads; the `crop_stats` part is the crops
-    section's `stats_frames` and `seed`, the `crops` part the whole crops section."""
+    section's `stats_frames` and `seed`, plus `size` (crop statistics check that every frame fits a crop, the
+    first stage after the manifest that can: a size change reruns the crops anyway), the `crops` part the
+    whole crops section."""
     if stage == "crop_stats":
-        return {k: entry["crops"][k] for k in ("stats_frames", "seed")}
+        return {k: entry["crops"][k] for k in ("stats_frames", "seed", "size")}
     if stage == "crops":
         return dict(entry["crops"])
     unused = _UNUSED_BY_METHOD.get((stage, _method(entry, stage)), ())
@@ -129,7 +146,10 @@ def validate_dataset(spec: Mapping[str, Any], name: str = "<spec>", stage: str |
     if stage is not None:
         required = [k for k in load_schema()["definitions"]["dataset"].get("required", [])
                     if k in DATASET_STAGE_KEYS[stage]]
-    return validate_section("dataset", spec, ("datasets", name), required=required)
+    entry = validate_section("dataset", spec, ("datasets", name), required=required)
+    if "split" in entry and (problem := check_split(entry["split"], f"datasets.{name}.split")):
+        raise EpeflowError(f"invalid dataset settings:\n  {problem}")
+    return entry
 
 
 def validate_section(definition: str, spec: Mapping[str, Any], where: tuple[str, ...],
@@ -178,6 +198,14 @@ def check_crop_fits_vgg(crops: Mapping[str, Any], where: str) -> str | None:
     return None
 
 
+def check_split(split: Mapping[str, Any], where: str) -> str | None:
+    """Validation and test fractions must leave frames to train on; the problem, or None."""
+    if split["val"] + split["test"] >= 1:
+        return (f"config key `{where}`: val + test = {split['val']} + {split['test']} = "
+                f"{split['val'] + split['test']:g} leaves no frames for training; keep the sum below 1")
+    return None
+
+
 def _cross_check(cfg: dict[str, Any]) -> None:
     """Checks a schema cannot express well, with messages that say what to change."""
     problems: list[str] = []
@@ -194,17 +222,14 @@ def _cross_check(cfg: dict[str, Any]) -> None:
             problems.append(
                 f"config key `datasets.{name}.labels`: `given` needs a `filelist` with robust label paths"
             )
-        has_gt = any(k in ds for k in ("demo", "filelist")) or ds.get("gt_label_dir")
+        has_gt = may_have_gt_labels(ds)
         if ds["labels"] == "gt" and not has_gt:
             problems.append(
                 f"config key `datasets.{name}.labels`: `gt` needs ground-truth labels: set `gt_label_dir` "
                 "(or give them in a `filelist`), or use `labels: mseg`"
             )
-        if ds["role"] == "synthetic" and not has_gt:
-            problems.append(
-                f"config key `datasets.{name}.gt_label_dir`: synthetic datasets need ground-truth labels "
-                "(Cityscapes ids) for the generator's material maps; set it or give them in a `filelist`"
-            )
+        if problem := check_split(ds["split"], f"datasets.{name}.split"):
+            problems.append(problem)
         crops = ds["crops"]
         if problem := check_crop_fits_vgg(crops, f"datasets.{name}.crops"):
             problems.append(problem)
@@ -241,11 +266,6 @@ def _cross_check(cfg: dict[str, Any]) -> None:
             problems.append(
                 f"config key `experiments.{name}.train.crop_size`: {train_crop} is larger than the matched crops "
                 f"({src['crops']['size']} px, `datasets.{exp['source']}.crops.size`); use a smaller value or null"
-            )
-        if src and src["role"] == "synthetic" and src["gbuffers"] == "none":
-            problems.append(
-                f"config key `datasets.{exp['source']}.gbuffers`: experiment {name!r} enhances this dataset, "
-                "so it needs G-buffers: set `real` (files from the game) or `fake` (VGG16 features)"
             )
     if cfg.get("default_experiment") not in cfg["experiments"]:
         problems.append(

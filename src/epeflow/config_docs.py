@@ -62,8 +62,11 @@ def _default(node: dict[str, Any]) -> str:
 
 def _rows(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> list[str]:
     rows: list[str] = []
+    given = node.get("default") if isinstance(node.get("default"), dict) else {}
     for name, child in node.get("properties", {}).items():
         child = _resolve(schema, child)
+        if "default" not in child and name in given:  # an object's default entry sets its keys' (`resources.*`)
+            child = {**child, "default": given[name]}
         key = f"{prefix}.{name}" if prefix else name
         desc = " ".join(str(child.get("description", "")).split())
         rows.append(f"| `{key}` | {_type_of(child)} | {_default(child)} | {desc} |")

@@ -9,6 +9,7 @@ therefore does not delete before a rerun.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -35,6 +36,35 @@ _META_KEY = b"epeflow"
 
 log = logging.getLogger(__name__)
 _TMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def real_path(path: PathLike) -> str:
+    """`path` with every temporary component of `atomic_path` (`.name.tmp-<pid>-<hex>`) replaced by the
+    output it becomes, so messages name the file the user asked for, not a hidden temporary."""
+    parts = [m["name"] if (m := _TMP_NAME.match(part)) else part for part in Path(path).parts]
+    return str(Path(*parts)) if parts else str(path)
+
+
+# Errors of the machine rather than of the code: the message names the output and what to do, no traceback.
+_SYSTEM_ERRORS = {
+    errno.ENOSPC: "free disk space (or point the output at a bigger disk) and rerun",
+    errno.EDQUOT: "free space within your disk quota and rerun",
+    errno.EFBIG: "the file is larger than this system allows (ulimit -f); raise the limit and rerun",
+    errno.EACCES: "make the folder writable (or readable) for you and rerun",
+    errno.EPERM: "make the folder writable for you and rerun",
+    errno.EROFS: "the disk is mounted read-only: write the outputs elsewhere and rerun",
+}
+
+
+def system_error_message(error: OSError) -> str | None:
+    """One line for a disk-full / permission / read-only error, naming the real path; None for other errors."""
+    hint = _SYSTEM_ERRORS.get(error.errno) if error.errno is not None else None
+    if hint is None:
+        return None
+    reason = error.strerror or str(error)
+    where = real_path(error.filename) if error.filename else "an output"
+    verb = "cannot access" if error.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+    return f"{verb} {where}: {reason} ({errno.errorcode.get(error.errno, error.errno)}); {hint}"
 
 
 def _tmp_sibling(final: Path) -> Path:
@@ -98,6 +128,11 @@ def atomic_path(final: PathLike, sweep: bool = False) -> Iterator[Path]:
         if final.exists():
             _remove(final)
         os.replace(tmp, final)
+    except OSError as e:
+        _remove(tmp)
+        if e.errno in _SYSTEM_ERRORS and not e.filename:  # e.g. a full disk under PIL or zarr: name the output
+            raise OSError(e.errno, e.strerror or str(e), str(final)) from e
+        raise
     except BaseException:
         _remove(tmp)
         raise
@@ -206,21 +241,56 @@ def load_torch_file(path: PathLike, what: str, missing: str, unreadable: str) ->
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for foreign or truncated files
-        raise EpeflowError(f"{what} {path} cannot be read ({e}); {unreadable}") from e
+        raise EpeflowError(f"{what} {path} {_torch_file_state(path)}: not a readable torch checkpoint "
+                           f"({type(e).__name__}: {e}); {unreadable}") from e
+
+
+def _torch_file_state(path: Path) -> str:
+    """What is wrong with a file torch cannot load, as far as its bytes tell: empty, cut short, or foreign."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes: its writer was stopped before writing anything)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":  # torch.save's zip container without its end: a copy or write cut short
+        return f"is truncated ({size} bytes, the end of the archive is missing)"
+    return "cannot be read"
+
+
+# Pillow's integer grey modes whose samples are 16 bits wide: `convert("RGB")` would clip them at 255
+# (a near-white frame), so they are scaled to 8 bits here instead.
+_WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them."""
+    """Decode an image fully as uint8 RGB (H, W, 3); corrupt or truncated files are an error naming them.
+
+    The one reader of frames: 16-bit images (grey or RGB) keep their look (the high byte of each sample),
+    floating-point or wider-than-16-bit images are refused rather than clipped.
+    """
     path = Path(path)
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in _WIDE_GREY_MODES:
+                return _wide_grey_to_rgb(np.asarray(im), path)
+            if im.mode == "F":
+                raise EpeflowError(f"image {path} holds floating-point samples; save frames as 8- or 16-bit "
+                                   "PNG or as JPEG")
             rgb = im.convert("RGB")
     except FileNotFoundError:
         raise EpeflowError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise EpeflowError(f"image {path} is corrupt or truncated ({e}); replace it or set on_bad_frame: skip") from e
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _wide_grey_to_rgb(grey: np.ndarray, path: Path) -> np.ndarray:
+    if grey.min(initial=0) < 0 or grey.max(initial=0) > 65535:
+        raise EpeflowError(f"image {path} holds samples outside 0..65535 (a 32-bit image); save frames as 8- or "
+                           "16-bit PNG or as JPEG")
+    eight = (grey.astype(np.uint32) >> 8).astype(np.uint8)  # (H, W), same scaling Pillow uses for 16-bit RGB
+    return np.repeat(eight[:, :, None], 3, axis=2)
 
 
 def read_label(path: PathLike) -> np.ndarray:

@@ -67,11 +67,21 @@ def _sha256_cached(path: str, size: int, mtime_ns: int, chunk: int = 1 << 20) ->
 
 
 def resolve_weights(name: str, spec: Mapping[str, Any] | None, allow_random: bool) -> Path | None:
-    """Path of verified weights for `name`, or None when they are missing and random weights are allowed."""
+    """Path of verified weights for `name`, or None when they are missing and random weights are allowed.
+
+    Random weights stand in only for weights nobody asked for by path: a path given in config that does
+    not exist is a mistake (a typo, an unmounted disk) and an error whatever `allow_random` says.
+    """
     official = OFFICIAL[name]
     spec = dict(spec or {})
     configured = spec.get("path")
     path = Path(os.path.expanduser(configured)) if configured else hub_checkpoint_dir() / official.filename
+    if configured and not path.is_file():
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise EpeflowError(
+            f"config key `weights.{name}.path`: {path} {state}. Fix the path (download {official.url}), or "
+            "remove the key to look in the torch hub cache; random weights never replace a file given by path."
+        )
     if not path.is_file():
         if allow_random:
             log.warning("%s weights not found at %s: using RANDOM weights (results are not real measurements)",
@@ -96,6 +106,13 @@ def resolve_weights(name: str, spec: Mapping[str, Any] | None, allow_random: boo
                 f"{official.sha256_prefix}...); download {official.url} again"
             )
     return path
+
+
+def weights_sha256(name: str, spec: Mapping[str, Any] | None, allow_random: bool) -> str | None:
+    """sha256 of the file `name`'s weights resolve to, None where random weights stand in: what
+    fingerprints of resumable work record, so replaced weight files start that work fresh."""
+    path = resolve_weights(name, spec, allow_random)
+    return None if path is None else sha256_of(path)
 
 
 def load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:

@@ -94,9 +94,11 @@ class CropStore:
         """Features of crops [start, stop) as `dtype`; (n, 512)."""
         return read_rows(self.features, start, stop, self.path, _WHAT).astype(dtype, copy=False)
 
-    def iter_chunks(self, chunk_size: int, dtype: Any = np.float32) -> Iterator[tuple[int, np.ndarray]]:
-        """(start, features[start:start+chunk_size]) over the whole store, float32 by default."""
-        for start in range(0, len(self), max(1, chunk_size)):
+    def iter_chunks(
+        self, chunk_size: int, dtype: Any = np.float32, first: int = 0
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(start, features[start:start+chunk_size]) over the store from row `first`, float32 by default."""
+        for start in range(first, len(self), max(1, chunk_size)):
             yield start, self.read(start, min(start + chunk_size, len(self)), dtype)
 
 
@@ -114,6 +116,13 @@ def create_crop_store(
         }
     )
     return group, writer
+
+
+def reopen_crop_store(path: PathLike, start: int) -> tuple[zarr.Group, RowWriter]:
+    """A store `create_crop_store` made and a killed run filled up to row `start` (a chunk boundary), and
+    a writer that continues there."""
+    group = zarr.open_group(str(path), mode="r+")
+    return group, RowWriter({name: group[name] for name in ("frame", "box", "features")}, start=start)
 
 
 def mark_complete(group: zarr.Group, writer: RowWriter) -> None:

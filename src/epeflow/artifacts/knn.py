@@ -84,6 +84,13 @@ def create_knn_store(
     return group, writer
 
 
+def reopen_knn_store(path: PathLike, start: int) -> tuple[zarr.Group, RowWriter]:
+    """A store `create_knn_store` made and a killed run filled up to row `start` (a chunk boundary), and a
+    writer that continues there."""
+    group = zarr.open_group(str(path), mode="r+")
+    return group, RowWriter({name: group[name] for name in ("index", "dist")}, start=start)
+
+
 def check_same_dim(src: CropStore, dst: CropStore) -> None:
     if src.dim != dst.dim:
         raise EpeflowError(

@@ -42,7 +42,8 @@ def write_model(
 
 def read_model(path: PathLike) -> dict[str, Any]:
     """The model dict, checked to be an epeflow model."""
-    model = load_torch_file(path, "model", "run `epeflow train` first", "delete it and rerun `epeflow train`")
+    model = load_torch_file(path, "model", "run `epeflow train` first",
+                            "delete it and rerun the train rule (`epeflow train`)")
     if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
         found = model.get("format") if isinstance(model, dict) else type(model).__name__
         raise EpeflowError(f"{path} is not an epeflow model (format {found!r}, expected {MODEL_FORMAT!r})")

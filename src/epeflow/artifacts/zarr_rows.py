@@ -32,10 +32,11 @@ class RowWriter:
     """Append rows to several arrays of the same length; writes happen in whole chunks.
 
     `append(frame=..., box=...)` takes one block per array (same number of rows); `close()` flushes the
-    last partial chunk and checks that exactly the declared number of rows arrived.
+    last partial chunk and checks that exactly the declared number of rows arrived. `start` (a whole
+    number of chunks) continues a store whose first rows a killed run wrote.
     """
 
-    def __init__(self, arrays: Mapping[str, zarr.Array]) -> None:
+    def __init__(self, arrays: Mapping[str, zarr.Array], start: int = 0) -> None:
         self.arrays = dict(arrays)
         lengths = {a.shape[0] for a in self.arrays.values()}
         chunk_rows = {a.chunks[0] for a in self.arrays.values()}
@@ -43,7 +44,9 @@ class RowWriter:
             raise ValueError("RowWriter needs arrays with one length and one row chunking")
         self.rows = lengths.pop()
         self.chunk_rows = chunk_rows.pop()
-        self.written = 0
+        if start % self.chunk_rows or not 0 <= start <= self.rows:
+            raise ValueError(f"RowWriter: start row {start} is not a chunk boundary within {self.rows} rows")
+        self.written = start
         self._buffer: dict[str, list[np.ndarray]] = {name: [] for name in self.arrays}
         self._buffered = 0
 

@@ -69,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as e:
         print(f"epeflow {args.command}: {e}", file=sys.stderr)
         return EXIT_STOPPED
+    except OSError as e:  # disk full, permission denied, read-only disk: one line, not a traceback
+        from epeflow.io import system_error_message
+
+        message = system_error_message(e)
+        if message is None:
+            raise
+        print(f"epeflow {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"epeflow {args.command}: interrupted; rerun to continue", file=sys.stderr)
         return 130

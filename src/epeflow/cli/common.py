@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from epeflow.config import parse_json_arg
+from epeflow.config import parse_json_arg, validate_section
 
 
 def add_spec(parser: argparse.ArgumentParser, what: str) -> None:
@@ -28,7 +28,12 @@ def add_weights(parser: argparse.ArgumentParser) -> None:
 
 
 def spec(args: argparse.Namespace, name: str = "spec") -> dict[str, Any]:
-    return parse_json_arg(getattr(args, name), f"--{name.replace('_', '-')}")
+    """A JSON-object argument; `--weights` is checked against the config schema here (a wrong type is an
+    error naming the key, not a TypeError deep in a stage), other specs by the stage that reads them."""
+    value = parse_json_arg(getattr(args, name), f"--{name.replace('_', '-')}")
+    if name == "weights":
+        validate_section("weights", value, ("weights",))  # checks a copy; the value is passed on as given
+    return value
 
 
 def path_arg(text: str) -> Path:

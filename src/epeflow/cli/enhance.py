@@ -8,8 +8,11 @@ import argparse
 from epeflow.cli.common import add_spec, path_arg, spec
 from epeflow.errors import EpeflowError
 
+NO_GBUFFERS = "-"  # GBUFFERS argument of an image-only model
+
 ENHANCE_USAGE = """\
-  pipeline:  epeflow enhance MODEL MANIFEST GBUFFERS OUT_DIR [--spec JSON] [--threads N]
+  pipeline:  epeflow enhance MODEL MANIFEST GBUFFERS OUT_DIR [--robust-labels DIR] [--spec JSON] [--threads N]
+             (GBUFFERS `-` for an image-only model)
   folder:    epeflow enhance --model MODEL --images DIR --out DIR [--gbuffers DIR] [--labels DIR | --material NAME]
                              [--png-bits {8,16}] [--memory-mb MB] [--device DEV] [--spec JSON] [--threads N]"""
 
@@ -44,7 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=path_arg, nargs="?", help="model.pt written by `epeflow train`")
     p.add_argument("manifest", type=path_arg, nargs="?", help="manifest.parquet of the synthetic dataset")
-    p.add_argument("gbuffers", type=path_arg, nargs="?", help="gbuffers.zarr of the synthetic dataset")
+    p.add_argument("gbuffers", type=path_arg, nargs="?",
+                   help=f"gbuffers.zarr of the synthetic dataset ({NO_GBUFFERS!r} for an image-only model)")
+    p.add_argument("--robust-labels", type=path_arg, default=None,
+                   help="pipeline mode: robust label folder of the synthetic dataset; materials of frames without "
+                        "a GT label come from it")
     p.add_argument("out_dir", type=path_arg, nargs="?", help="folder to write (created atomically)")
     folder = p.add_argument_group("folder mode")
     folder.add_argument("--model", dest="model_file", type=path_arg, help="model.pt to use")
@@ -111,8 +118,13 @@ def _enhance(args: argparse.Namespace) -> int:
                                f"--out (folder), not a mix; usage:\n{ENHANCE_USAGE}")
         from epeflow.enhance import run_enhance
 
-        run_enhance(args.model, args.manifest, args.gbuffers, args.out_dir, spec(args), args.shard, args.num_shards)
+        gbuffers = None if str(args.gbuffers) == NO_GBUFFERS else args.gbuffers
+        run_enhance(args.model, args.manifest, gbuffers, args.out_dir, spec(args), labels=args.robust_labels,
+                    shard=args.shard, num_shards=args.num_shards)
         return 0
+    if args.robust_labels is not None:
+        raise EpeflowError("--robust-labels belongs to the pipeline mode; in folder mode give --labels (Cityscapes "
+                           f"ids) or --material; usage:\n{ENHANCE_USAGE}")
     missing = [flag for flag, value in folder.items() if value is None]
     if missing:
         raise EpeflowError(f"folder mode needs {', '.join(missing)}; usage:\n{ENHANCE_USAGE}")

@@ -52,6 +52,7 @@ def _scratch(args: argparse.Namespace) -> Path:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from epeflow.artifacts.feature_cache import FeatureCache
     from epeflow.artifacts.metrics import write_metrics
     from epeflow.config import validate_section
     from epeflow.metrics.evaluate import run_evaluate
@@ -59,9 +60,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     experiment = args.experiment or args.out.resolve().parent.name
     settings = validate_section("evaluate", spec(args), ("experiments", experiment, "evaluate"))
+    cache = args.out.with_name(args.out.name + ".partial")  # per-set features, kept across a kill
     doc = run_evaluate(
         args.enhanced, args.src_manifest, args.dst_manifest, settings, spec(args, "weights"),
         args.allow_random_weights, experiment, threads=args.threads, labels=_labels(args), scratch=_scratch(args),
+        feature_cache=cache,
     )
     write_metrics(args.out, doc)
+    FeatureCache(cache).remove()
     return 0

@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="one self-contained HTML report of an experiment",
         description="Write an HTML file with images inlined: a red banner when anything was computed with "
-        "random weights, the experiment summary, metrics (enhanced vs source baseline) with provenance, "
-        "training curves, matching statistics and histograms, and a source | enhanced image grid.",
+        "random weights, the experiment summary, the metrics table (enhanced frames and both baselines) with "
+        "provenance, per-class cKVD bars, training curves, matching statistics and histograms, and each "
+        "rendered frame with its enhanced version under a before / after slider (inline CSS / JS, no CDN).",
     )
     p.add_argument("experiment", help="experiment name")
     p.add_argument("out", type=path_arg, help="report.html to write")

@@ -1,4 +1,4 @@
-"""Tools around the pipeline: config validation and weight checks."""
+"""Tools around the pipeline: config validation, weight checks, local GPU pinning."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sha256", default=None, help="expected sha256 of the file (optional)")
     p.set_defaults(func=_check_weights)
 
+    p = sub.add_parser(
+        "on-gpus",
+        help="run a command on its own free GPU(s) of this machine (what GPU rules start through)",
+        description="Take the N lowest free GPU slots of this machine (file locks shared by all jobs), set "
+        "CUDA_VISIBLE_DEVICES to them and replace this process by the command, which holds the slots until "
+        "it ends; waits while none are free. N=0 hides every GPU; under SLURM the allocation is left as it "
+        "is. Devices: EPEFLOW_GPU_DEVICES, else CUDA_VISIBLE_DEVICES, else `nvidia-smi -L`.",
+    )
+    p.add_argument("gpus", type=int, help="number of GPUs the command needs")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command and its arguments")
+    p.set_defaults(func=_on_gpus)
+
 
 def _config(args: argparse.Namespace) -> int:
     from epeflow.config import load_config
@@ -55,3 +67,11 @@ def _check_weights(args: argparse.Namespace) -> int:
 
     print(check_weights(args.kind, args.path, args.sha256))
     return 0
+
+
+def _on_gpus(args: argparse.Namespace) -> int:
+    from epeflow.gpu_slots import exec_on_gpus
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    exec_on_gpus(args.gpus, cmd)
+    return 0  # not reached: the command replaced this process

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dst-manifest", type=path_arg, required=True, help="manifest.parquet of the real dataset")
     p.add_argument("--src-labels", type=path_arg, required=True, help="robust label folder of the synthetic dataset")
     p.add_argument("--dst-labels", type=path_arg, required=True, help="robust label folder of the real dataset")
-    p.add_argument("--gbuffers", type=path_arg, required=True, help="gbuffers.zarr of the synthetic dataset")
+    p.add_argument("--gbuffers", type=path_arg, default=None,
+                   help="gbuffers.zarr of the synthetic dataset (leave out for `train.image_only: true`)")
     p.add_argument("--matches", type=path_arg, required=True, help="matches.parquet (matched crop pairs)")
     p.add_argument("--pair-weights", type=path_arg, required=True, help="weights.parquet (sampling weight per pair)")
     p.add_argument("--src-crops", type=path_arg, required=True, help="synthetic crops.zarr the matches were made from")

@@ -14,8 +14,13 @@ from importlib import resources
 
 import numpy as np
 
+from epeflow import io
+from epeflow.errors import EpeflowError
+
 NUM_UNIVERSAL_CLASSES = 194
 UNLABELED = 255
+NUM_CITYSCAPES_IDS = 34  # Cityscapes label ids 0..33 (gtFine `*_labelIds.png`)
+CITYSCAPES_IGNORE = 255  # the usual "ignore" marker of label maps, read as unlabeled
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -51,6 +56,28 @@ def cityscapes_to_universal_lut() -> np.ndarray:
         lut[int(row["cityscapes_id"])] = universal_id(row["universal_name"])
     lut.flags.writeable = False
     return lut
+
+
+def check_cityscapes_ids(gt: np.ndarray, path: object) -> np.ndarray:
+    """`gt` unchanged when every id is a Cityscapes label id (0..33) or 255 (ignore); otherwise an error
+    naming the file and the unknown ids, rather than mapping them silently to `unlabeled`."""
+    known = np.zeros(256, dtype=bool)
+    known[:NUM_CITYSCAPES_IDS] = known[CITYSCAPES_IGNORE] = True
+    unknown = ~known[np.asarray(gt, dtype=np.uint8)]
+    if unknown.any():
+        ids = np.unique(np.asarray(gt)[unknown]).tolist()
+        shown = ", ".join(map(str, ids[:10])) + (f" (+{len(ids) - 10} more)" if len(ids) > 10 else "")
+        raise EpeflowError(
+            f"GT label {path} has ids {shown} that are not Cityscapes label ids (0..{NUM_CITYSCAPES_IDS - 1}, "
+            f"{CITYSCAPES_IGNORE} = ignore) in {int(unknown.sum())} pixels; give `*_labelIds.png` maps (not "
+            "train ids or colour maps), or use `labels: mseg`"
+        )
+    return gt
+
+
+def read_cityscapes_label(path: io.PathLike) -> np.ndarray:
+    """(H, W) uint8 Cityscapes-id GT label map, its ids checked (`check_cityscapes_ids`)."""
+    return check_cityscapes_ids(io.read_label(path), path)
 
 
 def universal_from_cityscapes(gt: np.ndarray) -> np.ndarray:
@@ -125,4 +152,25 @@ def material_lut() -> np.ndarray:
 def materials_from_cityscapes(gt: np.ndarray) -> np.ndarray:
     """Cityscapes-id GT label map (H, W) uint8 -> one-hot materials (12, H, W) float32."""
     index = material_lut()[np.asarray(gt, dtype=np.uint8)]  # (H, W) material index
+    return (index[None] == np.arange(NUM_MATERIALS, dtype=np.uint8)[:, None, None]).astype(np.float32)
+
+
+@cache
+def universal_material_lut() -> np.ndarray:
+    """(256,) uint8: MSeg universal id -> material index, for frames without GT labels (materials from their
+    robust labels). A universal class takes the material of the Cityscapes classes MSeg maps onto it (road,
+    car, sky, ...); classes no Cityscapes class maps to, and 255, count as `unlabeled`."""
+    lut = np.full(256, MATERIAL_NAMES.index("unlabeled"), dtype=np.uint8)
+    city_to_universal, city_material = cityscapes_to_universal_lut(), material_lut()
+    for city_id in range(256):
+        universal = int(city_to_universal[city_id])
+        if universal != UNLABELED:
+            lut[universal] = city_material[city_id]
+    lut.flags.writeable = False
+    return lut
+
+
+def materials_from_universal(labels: np.ndarray) -> np.ndarray:
+    """Robust label map of MSeg universal ids (H, W) uint8 -> one-hot materials (12, H, W) float32."""
+    index = universal_material_lut()[np.asarray(labels, dtype=np.uint8)]  # (H, W) material index
     return (index[None] == np.arange(NUM_MATERIALS, dtype=np.uint8)[:, None, None]).astype(np.float32)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from epeflow.artifacts.manifest import COMPANIONS
+from epeflow.datasets.walk import walk_once
 from epeflow.errors import EpeflowError
 
 _CHUNK = 1 << 20
@@ -27,9 +28,8 @@ def file_stats(path: str) -> Iterator[tuple[str, int, int]]:
     """(path, size, mtime_ns) of a file, or of every file under a folder (per-frame G-buffer folders);
     a missing path yields size -1 (the manifest reports it)."""
     if os.path.isdir(path):
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
-            dirnames.sort()
-            for name in sorted(filenames):
+        for dirpath, _, filenames in walk_once(path):
+            for name in filenames:
                 yield from file_stats(os.path.join(dirpath, name))
         return
     try:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from epeflow.artifacts.manifest import COMPANIONS
+from epeflow.datasets.walk import unique_files, walk_once
 from epeflow.errors import EpeflowError
 from epeflow.io import safe_id
 
@@ -54,13 +55,10 @@ def _abs(path: str | os.PathLike[str]) -> str:
 
 def walk_files(folder: Path, extensions: Iterable[str] | None) -> list[str]:
     """Absolute paths of files under `folder` (recursive, hidden entries skipped) whose extension is one
-    of `extensions` (case-insensitive; None takes every file), sorted."""
+    of `extensions` (case-insensitive; None takes every file), sorted; symlinks are followed, each real
+    folder entered once and each real file listed once (`walk.unique_files`)."""
     exts = None if extensions is None else {"." + e.lower().lstrip(".") for e in extensions}
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [os.path.join(dirpath, f) for f in filenames
-                  if not f.startswith(".") and (exts is None or os.path.splitext(f)[1].lower() in exts)]
+    found = unique_files(folder, lambda f: exts is None or os.path.splitext(f)[1].lower() in exts)
     return sorted(_abs(p) for p in found)
 
 
@@ -84,8 +82,7 @@ class StemIndex:
         self.folder = _require_dir(folder, key)
         root = str(folder.absolute())
         files = walk_files(folder, extensions)
-        dirs = sorted(_abs(os.path.join(d, n)) for d, names, _ in os.walk(folder, followlinks=True)
-                      for n in names if not n.startswith(".")) if folders else []
+        dirs = sorted(_abs(os.path.join(d, n)) for d, names, _ in walk_once(folder) for n in names) if folders else []
         self.by_rel: dict[str, str] = {}
         self.by_stem: dict[str, list[str]] = {}
         for p in files:
@@ -170,10 +167,12 @@ def read_filelist(path: Path, key: str) -> list[list[str | None]]:
             raise EpeflowError(f"file list {path}, line {lineno}: expected `image[,robust_label[,gbuffer"
                                f"[,gt_label]]]`, got {line!r}")
         row = [_abs(base / f) if f else None for f in fields] + [None] * (4 - len(fields))
-        if row[0] in seen:
+        real = os.path.realpath(row[0])
+        if real in seen:
+            also = "" if row[0] == seen[real][1] else f" as {seen[real][1]}, the same file through a symlink"
             raise EpeflowError(f"file list {path}, line {lineno}: image {row[0]} is listed twice "
-                               f"(also on line {seen[row[0]]}); remove one")
-        seen[row[0]] = lineno
+                               f"(also on line {seen[real][0]}{also}); remove one")
+        seen[real] = (lineno, row[0])
         rows.append(row)
     return rows
 

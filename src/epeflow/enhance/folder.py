@@ -21,11 +21,11 @@ import numpy as np
 
 from epeflow.artifacts.gbuffers import normalize_gbuffers
 from epeflow.common.runtime import Runtime
-from epeflow.common.taxonomy import MATERIAL_NAMES, NUM_MATERIALS, materials_from_cityscapes
+from epeflow.common.taxonomy import MATERIAL_NAMES, NUM_MATERIALS, materials_from_cityscapes, read_cityscapes_label
 from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, enhance_each, to_png_array
 from epeflow.errors import EpeflowError
 from epeflow.gbuffers.files import read_gbuffer_file
-from epeflow.io import read_image, read_label, safe_id, write_png
+from epeflow.io import read_image, safe_id, write_png
 from epeflow.models.load import load_generator
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _materials(rel: Path, size: tuple[int, int], labels: Path | None, material: 
         one[MATERIAL_NAMES.index(material)] = 1
         return one
     path = companion(labels, rel, (".png",), "label map")
-    label = read_label(path)
+    label = read_cityscapes_label(path)
     if label.shape != tuple(size):
         raise EpeflowError(f"label map {path} is {label.shape[0]}x{label.shape[1]}, but frame {rel} is "
                            f"{size[0]}x{size[1]}")

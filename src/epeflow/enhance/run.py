@@ -78,34 +78,46 @@ def _claim_partial(partial: Path, digest: str) -> None:
     marker.write_text(digest + "\n")
 
 
-def run_enhance(
-    model_path: Path,
-    manifest_path: Path,
-    gbuffers_path: Path,
-    out_dir: Path,
-    spec: Mapping[str, Any],
-    shard: int | None = None,
-    num_shards: int = 1,
-) -> pd.DataFrame:
-    """Enhance the configured split of the source dataset into `out_dir`; returns the index table. With
-    `shard`, only that shard of the selected frames (`common.shards.shard_range`), into a shard folder
-    for `merge_enhanced_shards`."""
+def open_gbuffers(generator: IENet, model: Mapping[str, Any], gbuffers_path: Path | None, model_path: Path) -> Any:
+    """The G-buffer store the generator reads, checked against the model; None for an image-only model."""
     from epeflow.artifacts.gbuffers import GBufferStore
-    from epeflow.common.taxonomy import materials_from_cityscapes
+
+    if generator.config.gbuffer_mode == "img":
+        return None
+    if gbuffers_path is None:
+        raise EpeflowError(f"{model_path} was trained with G-buffers ({generator.config.gbuffer_mode}); pass the "
+                           "source dataset's gbuffers.zarr")
+    store = GBufferStore(gbuffers_path)
+    check_gbuffers(model, store, model_path)
+    return store
+
+
+def run_enhance(
+    model_path: Path, manifest_path: Path, gbuffers_path: Path | None, out_dir: Path, spec: Mapping[str, Any],
+    labels: Path | None = None, shard: int | None = None, num_shards: int = 1,
+) -> pd.DataFrame:
+    """Enhance the configured split of the source dataset into `out_dir`; returns the index table.
+
+    `gbuffers_path` None: an image-only model (`train.image_only`). `labels`: the source dataset's robust
+    label folder, whose MSeg ids give the materials of frames without a GT label map. With `shard`, only
+    that shard of the selected frames (`common.shards.shard_range`), into a shard folder for
+    `merge_enhanced_shards`.
+    """
+    from epeflow.common.taxonomy import materials_from_cityscapes, materials_from_universal, read_cityscapes_label
     from epeflow.models import load_generator
 
     settings = EnhanceSettings.from_spec(spec)
     model_path, out_dir = Path(model_path), Path(out_dir)
-    generator, model = load_generator(model_path)
-    runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
-    enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
-    store = GBufferStore(gbuffers_path)
-    check_gbuffers(model, store, model_path)
-    mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
-    std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
-
-    manifest, _ = read_manifest_table(manifest_path)
+    manifest, manifest_meta = read_manifest_table(manifest_path)
     frames = select_frames(manifest, settings.split, settings.max_frames)
+    if frames.empty:  # an empty result would look like success and be evaluated on nothing
+        counts = ", ".join(f"{k} {v}" for k, v in manifest["split"].value_counts().sort_index().items())
+        name = manifest_meta.get("dataset", "<dataset>")
+        raise EpeflowError(
+            f"dataset {name!r} ({manifest_path}) has no frames in split {settings.split!r} (it has: "
+            f"{counts or 'no frames'}); set config key `enhance.split` to a split with frames, or give the "
+            f"dataset a test split (`datasets.{name}.split.test`)"
+        )
     shard_meta: dict[str, Any] = {}
     if shard is not None:
         try:
@@ -115,25 +127,37 @@ def run_enhance(
         shard_meta = {"shard_frames": [part.start, part.stop], "shard": shard, "num_shards": num_shards,
                       "selected_frames": len(frames)}
         frames = frames.iloc[part.start:part.stop]
-    if frames.empty and shard is None:
-        log.warning("%s has no frames in split %r: nothing to enhance", manifest_path, settings.split)
+    generator, model = load_generator(model_path)
+    runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
+    enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
+    store = open_gbuffers(generator, model, gbuffers_path, model_path)
+    mean = np.asarray(model["gbuffers"]["mean"], dtype=np.float32)
+    std = np.asarray(model["gbuffers"]["std"], dtype=np.float32)
+
     partial = partial_dir(out_dir)
     _claim_partial(partial, sha256_of(model_path))
     todo = [row for row in frames.itertuples(index=False) if not enhanced_files.frame_path(partial, row.id).exists()]
     log.info("enhancing %d of %d frames on %s (%d done before)", len(todo), len(frames), runtime.device,
              len(frames) - len(todo))
 
-    def inputs(row: Any) -> FrameInputs:
-        if pd.isna(row.gt_label_path):
+    def materials(row: Any) -> np.ndarray:
+        if not pd.isna(row.gt_label_path):
+            return materials_from_cityscapes(read_cityscapes_label(row.gt_label_path))
+        if labels is None:
             raise EpeflowError(f"{manifest_path}: frame {row.frame} ({row.path}) has no ground-truth label; the "
-                               "generator needs it for its material maps")
+                               "generator needs material maps: pass the dataset's robust labels (--labels)")
+        return materials_from_universal(read_label(Path(labels) / f"{row.id}.png"))
+
+    def inputs(row: Any) -> FrameInputs:
         image = read_image(row.path)
         size = (int(row.height), int(row.width))
         if image.shape[:2] != size:
             raise EpeflowError(f"image {row.path} is {image.shape[0]}x{image.shape[1]}, but {manifest_path} says "
                                f"{size[0]}x{size[1]}; rerun the dataset's stages")
+        if store is None:  # image-only generator
+            return FrameInputs(image, None, None)
         gbuffers = normalize_gbuffers(store.read(int(row.frame), size=size, normalize=False), mean, std)
-        return FrameInputs(image, gbuffers, materials_from_cityscapes(read_label(row.gt_label_path)))
+        return FrameInputs(image, gbuffers, materials(row))
 
     def write(row: Any, enhanced: np.ndarray) -> None:
         write_png(enhanced_files.frame_path(partial, row.id), to_png_array(enhanced, settings.png_bits))
@@ -148,7 +172,7 @@ def run_enhance(
         "height": frames["height"].to_numpy(np.int64),
         "width": frames["width"].to_numpy(np.int64),
     })
-    random_weights = any_random(marked_random(model), store.random_weights)
+    random_weights = any_random(marked_random(model), store is not None and store.random_weights)
     meta = _index_meta(random_weights, str(model_path), settings.split, len(index), settings.png_bits)
     enhanced_files.write_index(partial, index, {**meta, **shard_meta})
     wanted = {f"{i}.png" for i in index["id"]}

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from epeflow.errors import EpeflowError
-from epeflow.io import PathLike
+from epeflow.io import PathLike, load_torch_file
 
 
 def read_reference_file(path: PathLike, what: str, example: str) -> Any:
@@ -21,12 +21,8 @@ def read_reference_file(path: PathLike, what: str, example: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise EpeflowError(f"{path}: no such {what} (file not found); give the reference's `{example}`")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or damaged files
-        raise EpeflowError(
-            f"{what} {path} cannot be read: not a readable torch checkpoint ({type(e).__name__}: {e})"
-        ) from e
+    return load_torch_file(path, what, f"give the reference's `{example}`",
+                           f"give an intact copy of the reference's `{example}`")
 
 
 def read_reference_state_dict(path: PathLike, what: str, example: str) -> dict[str, torch.Tensor]:

@@ -13,14 +13,28 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from epeflow.artifacts.crop_stats import write_crop_stats
-from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.manifest import read_frames, read_manifest_meta
+from epeflow.config import validate_section
 from epeflow.errors import EpeflowError
 from epeflow.io import PathLike, read_image
 from epeflow.log import progress
 
 log = logging.getLogger(__name__)
+
+
+def check_frames_fit(frames: pd.DataFrame, size: int, dataset: str | None = None) -> None:
+    """Every frame at least `size` on both sides (a crop must fit), else an error naming the frames."""
+    small = frames[(frames["height"] < size) | (frames["width"] < size)]
+    if len(small):
+        listed = "; ".join(f"{r.id} ({r.path}, {r.height}x{r.width})" for r in small.head(5).itertuples())
+        which = "" if dataset is None else f"dataset {dataset!r}: "
+        raise EpeflowError(
+            f"{which}{len(small)} frame(s) are smaller than the crop size {size}: {listed}. "
+            f"Lower config key `datasets.{dataset or '<dataset>'}.crops.size` or remove these frames"
+        )
 
 
 def image_mean_std(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +85,12 @@ def compute_crop_stats(paths: Sequence[PathLike], stats_frames: int, seed: int, 
 
 def run_crop_stats(manifest: PathLike, out: PathLike, spec: Mapping[str, Any], threads: int = 1) -> dict[str, Any]:
     """`epeflow crop-stats`: crop_stats.json of the dataset in `manifest` (crops section in `spec`)."""
+    checked = validate_section("crops", spec, ("datasets", "<dataset>", "crops"))  # a wrong type names its key
     frames = read_frames(manifest)
     if len(frames) == 0:
         raise EpeflowError(f"manifest {manifest} has no frames; check the dataset's folder / file list")
-    stats = compute_crop_stats(
-        frames["path"].tolist(), int(spec.get("stats_frames", 1000)), int(spec.get("seed", 0)), threads
-    )
+    if "size" in spec:  # before any stage that reads pixels for crops, which would fail hours later
+        check_frames_fit(frames, checked["size"], read_manifest_meta(manifest).get("dataset", str(manifest)))
+    stats = compute_crop_stats(frames["path"].tolist(), checked["stats_frames"], checked["seed"], threads)
     write_crop_stats(out, stats)
     return stats

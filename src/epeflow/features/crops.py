@@ -9,8 +9,9 @@ gives the same crops whatever the sharding or batching.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,18 +19,21 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from epeflow.artifacts.chunk_progress import ChunkProgress, digest
 from epeflow.artifacts.crop_stats import read_crop_stats
-from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_complete
-from epeflow.artifacts.manifest import read_frames
+from epeflow.artifacts.crops import FEATURE_NAME, create_crop_store, mark_complete, reopen_crop_store
+from epeflow.artifacts.manifest import frame_digests, manifest_columns, read_frames
 from epeflow.common.device import select_device
 from epeflow.common.shards import shard_range
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.config import check_crop_fits_vgg, property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
 from epeflow.features.boxes import sample_boxes
-from epeflow.io import PathLike, atomic_path, read_image
+from epeflow.features.crop_stats import check_frames_fit
+from epeflow.io import PathLike, read_image, remove_stale_temporaries
 from epeflow.log import progress
 from epeflow.provenance import stamp
+from epeflow.weights import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 _DEFAULTS = property_defaults("crops")
+DIGEST_COLUMNS = ("digest", "size", "mtime")  # what `frame_digests` reads, where the manifest has it
 
 
 @dataclass(frozen=True)
@@ -111,21 +116,12 @@ class FrameCrops(Dataset):
         return {"frame": frame, "error": None, "boxes": boxes, "crops": torch.from_numpy(crops)}
 
 
-def check_frames_fit(frames: pd.DataFrame, size: int) -> None:
-    small = frames[(frames["height"] < size) | (frames["width"] < size)]
-    if len(small):
-        listed = "; ".join(f"{r.id} ({r.path}, {r.height}x{r.width})" for r in small.head(5).itertuples())
-        raise EpeflowError(
-            f"{len(small)} frame(s) are smaller than the crop size {size}: {listed}. "
-            "Lower config key `datasets.<dataset>.crops.size` or remove these frames"
-        )
-
-
 def iter_crop_batches(
-    loader: Iterator[dict[str, Any]] | DataLoader, batch_size: int
+    loader: Iterator[dict[str, Any]] | DataLoader, batch_size: int, skip: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray, torch.Tensor]]:
     """Regroup per-frame items into batches of exactly `batch_size` crops (the last may be smaller):
-    (frame ids (B,), boxes (B, 4), crops (B, S, S, 3))."""
+    (frame ids (B,), boxes (B, 4), crops (B, S, S, 3)). The first `skip` crops are dropped (a resumed
+    run starts at the first frame of a batch and drops that frame's crops of the batch before)."""
     ids: list[np.ndarray] = []
     boxes: list[np.ndarray] = []
     crops: list[torch.Tensor] = []
@@ -133,10 +129,13 @@ def iter_crop_batches(
     for item in loader:
         if item["error"]:
             raise EpeflowError(item["error"])
-        b = np.asarray(item["boxes"])
+        b, c = np.asarray(item["boxes"]), item["crops"]
+        if skip:
+            dropped = min(skip, len(b))
+            b, c, skip = b[dropped:], c[dropped:], skip - dropped
         ids.append(np.full(len(b), int(item["frame"]), dtype=np.int32))
         boxes.append(b)
-        crops.append(item["crops"])
+        crops.append(c)
         buffered += len(b)
         while buffered >= batch_size:
             all_ids, all_boxes, all_crops = np.concatenate(ids), np.concatenate(boxes), torch.cat(crops)
@@ -154,9 +153,20 @@ def extract_crops(
     device: torch.device,
     writer: Any,
     progress_desc: str = "crops",
+    on_write: Callable[[int], None] | None = None,
 ) -> None:
-    """Crops and features of `frames` (manifest rows) into `writer` (a RowWriter of a crop store)."""
+    """Crops and features of `frames` (manifest rows) into `writer` (a RowWriter of a crop store).
+
+    A writer that starts at row `writer.written` > 0 (a resumed run) gets the rows from there on, from the
+    same batches an uninterrupted run forms (batches start at multiples of `batch_size` crops), so the
+    features are the same bits. `on_write(rows)` is called whenever the writer has written more rows.
+    """
     check_frames_fit(frames, settings.size)
+    start_row = int(writer.written)
+    batch_start = start_row // settings.batch_size * settings.batch_size  # first row of the batch to redo
+    first_frame = batch_start // settings.per_image
+    skip = batch_start - first_frame * settings.per_image
+    frames = frames.iloc[first_frame:]
     dataset = FrameCrops(frames, settings.size, settings.per_image, settings.seed)
     loader = DataLoader(
         dataset,
@@ -166,11 +176,20 @@ def extract_crops(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if settings.num_workers > 0 else None,
     )
-    batches = iter_crop_batches(progress(loader, progress_desc, total=len(dataset), unit="frame"), settings.batch_size)
+    batches = iter_crop_batches(progress(loader, progress_desc, total=len(dataset), unit="frame"),
+                                settings.batch_size, skip)
+    row = batch_start
     for ids, boxes, crops in batches:
         feats = crop_features(model, crops, device)  # (B, 512) float32
         feats = np.clip(feats, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
-        writer.append(frame=ids, box=boxes, features=feats)
+        keep = max(0, start_row - row)  # rows of the first batch a killed run wrote already
+        row += len(ids)
+        if keep >= len(ids):
+            continue
+        written = writer.written
+        writer.append(frame=ids[keep:], box=boxes[keep:], features=feats[keep:])
+        if on_write is not None and writer.written > written:
+            on_write(writer.written)
 
 
 def build_crop_model(
@@ -199,7 +218,7 @@ def run_crops(
     """`epeflow crops`: one shard (a contiguous range of frames) into its own crops.zarr."""
     settings = CropSettings.from_spec(spec)
     torch.set_num_threads(max(1, threads))
-    frames_all = read_frames(manifest)
+    frames_all = read_frames(manifest, [c for c in DIGEST_COLUMNS if c in manifest_columns(manifest)])
     try:
         frame_range = shard_range(len(frames_all), shard, num_shards)
     except ValueError as e:
@@ -227,7 +246,21 @@ def run_crops(
         "provenance": stamp(random_weights, device=str(device)),
     }
     log.info("shard %d of %d: frames %d..%d, %d crops on %s", shard, num_shards, start, stop - 1, rows, device)
-    with atomic_path(out, sweep=True) as tmp:
-        group, writer = create_crop_store(tmp, rows, settings.chunk_size, attrs)
-        extract_crops(frames, settings, model, device, writer, progress_desc=f"crops {shard}/{num_shards}")
-        mark_complete(group, writer)
+    remove_stale_temporaries(Path(out).parent, Path(out).name)  # of writers before resumable crops
+    fingerprint = {
+        "store": {k: v for k, v in attrs.items() if k != "provenance"},
+        "provenance": attrs["provenance"],
+        "batch_size": settings.batch_size,
+        "vgg16_sha256": weights_sha256("vgg16", weights.get("vgg16"), allow_random),
+        "frames": digest([str(frames["id"].tolist()), frame_digests(frames)]),
+    }
+    job = ChunkProgress(out, fingerprint, "crop store")
+    done = job.start()
+    if done:
+        group, writer = reopen_crop_store(job.store, min(rows, done * settings.chunk_size))
+    else:
+        group, writer = create_crop_store(job.store, rows, settings.chunk_size, attrs)
+    extract_crops(frames, settings, model, device, writer, progress_desc=f"crops {shard}/{num_shards}",
+                  on_write=lambda written: job.mark_done(written // settings.chunk_size))
+    mark_complete(group, writer)
+    job.finish()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from epeflow import io
-from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED, universal_from_cityscapes
+from epeflow.common.taxonomy import NUM_UNIVERSAL_CLASSES, UNLABELED, check_cityscapes_ids, universal_from_cityscapes
 from epeflow.errors import EpeflowError
 
 
@@ -28,7 +28,7 @@ def gt_universal_label(frame: Mapping[str, Any]) -> np.ndarray:
     gt = _read_sized(frame.get("gt_label_path"), frame, "gt_label_path", "GT label",
                      "set `gt_label_dir` in the dataset config (or a 4th column in its file list), or use "
                      "`labels: mseg`")
-    return universal_from_cityscapes(gt)
+    return universal_from_cityscapes(check_cityscapes_ids(gt, frame["gt_label_path"]))
 
 
 def given_universal_label(frame: Mapping[str, Any]) -> np.ndarray:

@@ -16,16 +16,18 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
+from epeflow.artifacts.chunk_progress import ChunkProgress, store_digest
 from epeflow.artifacts.crops import CropStore
-from epeflow.artifacts.knn import METRIC, check_same_dim, create_knn_store
+from epeflow.artifacts.knn import METRIC, check_same_dim, create_knn_store, reopen_knn_store
 from epeflow.config import property_defaults, settings_from_spec
 from epeflow.errors import EpeflowError
-from epeflow.io import PathLike, atomic_path
+from epeflow.io import PathLike, remove_stale_temporaries
 from epeflow.log import progress
 from epeflow.provenance import any_random, stamp
 
@@ -225,17 +227,28 @@ def run_knn(
         "provenance": stamp(random_weights),
     }
     log.info("k-NN (%s, k=%d) of %d source crops among %d target crops", settings.index, settings.k, len(src), len(dst))
+    remove_stale_temporaries(Path(out).parent, Path(out).name)  # of writers before resumable k-NN
+    rows_per_chunk = min(chunk, max(1, len(src)))
+    fingerprint = {"settings": asdict(settings), "source": store_digest(src_path), "target": store_digest(dst_path),
+                   "store": {k: v for k, v in attrs.items() if k != "provenance"}}
+    job = ChunkProgress(out, fingerprint, "k-NN store")
+    done = job.start()
+    if done:
+        group, writer = reopen_knn_store(job.store, min(len(src), done * rows_per_chunk))
+    else:
+        group, writer = create_knn_store(job.store, len(src), settings.k, rows_per_chunk, attrs)
+    first = writer.written
+    results = search_chunks(
+        lambda: src.iter_chunks(chunk, first=first), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings
+    )
+    n_chunks = -(-(len(src) - first) // chunk)
     missing = 0
-    with atomic_path(out, sweep=True) as tmp:
-        group, writer = create_knn_store(tmp, len(src), settings.k, min(chunk, max(1, len(src))), attrs)
-        results = search_chunks(
-            lambda: src.iter_chunks(chunk), lambda: dst.iter_chunks(chunk), len(dst), dst.dim, settings
-        )
-        n_chunks = -(-len(src) // chunk)
-        for _, dist, index in progress(results, "k-NN", total=n_chunks, unit="chunk"):
-            missing += int((index < 0).sum())
-            writer.append(index=index.astype(np.int64), dist=dist.astype(np.float32))
-        writer.close()
-        group.attrs["complete"] = True
+    for _, dist, index in progress(results, "k-NN", total=n_chunks, unit="chunk"):
+        missing += int((index < 0).sum())
+        writer.append(index=index.astype(np.int64), dist=dist.astype(np.float32))
+        job.mark_done(writer.written // rows_per_chunk)
+    writer.close()
+    group.attrs["complete"] = True
+    job.finish()
     if missing:
         log.warning("%d neighbour slots are empty (index -1): raise `knn.nprobe` for the IVF index", missing)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from epeflow.artifacts.chunk_progress import digest
+from epeflow.artifacts.feature_cache import FeatureCache
 from epeflow.common.lpips import LPIPS, build_lpips
 from epeflow.common.vgg16 import VGG16, build_vgg16
 from epeflow.log import progress
@@ -21,6 +23,7 @@ from epeflow.metrics.baselines import write_colour_transfer
 from epeflow.metrics.colour_transfer import fit_reinhard
 from epeflow.metrics.frame_features import embed_frames
 from epeflow.metrics.frames import EvalFrames, load_rgb, resize_short_side
+from epeflow.weights import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class EvalContext:
     threads: int = 1
     labels: tuple[Path, Path] | None = None
     scratch: Path | None = None
+    feature_cache: FeatureCache | None = None  # VGG16 features per set, kept across a killed run
     random_models: list[str] = field(default_factory=list)  # models that ran with random weights
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -97,11 +101,32 @@ class EvalContext:
         """(N, 512) VGG16 frame embeddings of one frame set, computed once."""
         key = f"features:{which}"
         if key not in self._cache:
-            self._cache[key] = embed_frames(
-                self.vgg(), self.paths(which), self.settings["short_side"], self.threads, self.settings["batch_size"],
-                desc=f"VGG16 features ({which})",
-            )
+            model = self.vgg()  # built even when cached features are reused: it says whether weights are random
+            cache_key = self._features_key(which) if self.feature_cache is not None else {}
+            features = self.feature_cache.get(which, cache_key) if self.feature_cache is not None else None
+            if features is None:
+                features = embed_frames(model, self.paths(which), self.settings["short_side"], self.threads,
+                                        self.settings["batch_size"], desc=f"VGG16 features ({which})")
+                if self.feature_cache is not None:
+                    self.feature_cache.put(which, cache_key, features)
+            self._cache[key] = features
         return self._cache[key]
+
+    def _features_key(self, which: FrameSet) -> dict[str, Any]:
+        """What a set's VGG16 features depend on: its files (path, size, mtime), the settings that shape
+        them and the weights. The colour-transfer frames are remade each run: their key is what they are
+        made from."""
+        def files(paths: list[Path]) -> str:
+            return digest([(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths])
+
+        if which == "colour_transfer":
+            frames: Any = {"source": files(self.frames.source), "real": files(self.frames.real),
+                           "method": self.settings["colour_transfer"]}
+        else:
+            frames = files(self.paths(which))
+        return {"frames": frames, "short_side": self.settings["short_side"], "batch_size": self.settings["batch_size"],
+                "device": self.device.type,
+                "vgg16": weights_sha256("vgg16", self.weights.get("vgg16"), self.allow_random)}
 
     def frames_rgb(self, which: FrameSet) -> list[np.ndarray]:
         """(H, W, 3) float frames in [0, 1] at the evaluation size (short side <= `short_side`), read once."""

@@ -18,17 +18,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from epeflow.artifacts.feature_cache import FeatureCache
 from epeflow.common.device import select_device
 from epeflow.common.lpips import LPIPS
 from epeflow.log import progress
 from epeflow.metrics import records
 from epeflow.metrics.baselines import SIDE_TITLES, SIDES
+from epeflow.metrics.consistency import semantic_consistency_metric
 from epeflow.metrics.context import EvalContext, MetricUnavailable
 from epeflow.metrics.frame_features import EMBEDDING_LAYER, autocast, to_model_input
 from epeflow.metrics.frames import collect_frames, load_rgb, prefetch, resize_short_side, same_size_batches
 from epeflow.metrics.kid import FrechetDistanceError, fid, kid, resolve_subset_size
 from epeflow.metrics.semantic import ckvd_metric, skvd_metric
 from epeflow.metrics.swd import swd_lab_many, swd_many
+from epeflow.metrics.temporal import tlp_metric, tof_metric
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, stamp
 
 log = logging.getLogger(__name__)
@@ -162,6 +165,9 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
     "swd_lab": swd_lab_colours,
     "skvd": skvd_metric,
     "ckvd": ckvd_metric,
+    "tof": tof_metric,
+    "tlp": tlp_metric,
+    "semantic_consistency": semantic_consistency_metric,
 }
 
 
@@ -210,12 +216,14 @@ def run_evaluate(
     device: torch.device | None = None,
     labels: tuple[Path, Path] | None = None,
     scratch: Path | None = None,
+    feature_cache: Path | None = None,
 ) -> dict[str, Any]:
     """The metrics.json document of one experiment (`settings`: its validated `evaluate` section).
 
     `labels`: the labels folders of the source and the target dataset, which sKVD and cKVD need;
     `scratch`: where the colour-transferred baseline frames are written meanwhile (default: the system's
-    temporary folder); they are deleted when the metrics are done.
+    temporary folder); they are deleted when the metrics are done. `feature_cache`: a folder that keeps each
+    frame set's VGG16 features, so a rerun after a kill reuses the sets already done (the caller removes it).
     """
     settings = dict(settings)
     frames = collect_frames(
@@ -225,7 +233,8 @@ def run_evaluate(
     device = device or select_device(settings["device"])
     check_kid_subset_size(settings, len(frames.enhanced), len(frames.real))
     with tempfile.TemporaryDirectory(prefix=".colour_transfer-", dir=scratch) as tmp:
-        ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels, Path(tmp))
+        ctx = EvalContext(frames, settings, dict(weights or {}), allow_random, device, threads, labels, Path(tmp),
+                          FeatureCache(feature_cache) if feature_cache is not None else None)
         metrics = run_metrics(ctx, list(settings["metrics"]))
     random = bool(ctx.random_models) or frames.enhanced_random
     doc: dict[str, Any] = {

@@ -38,6 +38,8 @@ class EvalFrames:
     real_ids: list[str]
     real: list[Path]
     enhanced_random: bool  # the enhanced index says it was made with random weights
+    sequence: list[str] | None = None  # per enhanced frame, from the source manifest ("" = in no sequence)
+    frame_index: list[int] | None = None  # position in its sequence
 
 
 def enhanced_pairs(enhanced_dir: Path, src_manifest: Path) -> tuple[list[str], list[Path], list[Path], bool]:
@@ -82,7 +84,17 @@ def collect_frames(
 ) -> EvalFrames:
     ids, source, enhanced, random = enhanced_pairs(Path(enhanced_dir), Path(src_manifest))
     real_ids, real = real_frames(Path(dst_manifest), real_split, max_frames, seed)
-    return EvalFrames(ids, source, enhanced, real_ids, real, random)
+    sequence, frame_index = sequence_positions(Path(src_manifest), ids)
+    return EvalFrames(ids, source, enhanced, real_ids, real, random, sequence, frame_index)
+
+
+def sequence_positions(src_manifest: Path, ids: list[str]) -> tuple[list[str], list[int]]:
+    """(sequence, frame index) of each frame id from the source manifest, for the temporal metrics."""
+    manifest = read_frames(src_manifest, extra=("sequence", "frame_index"))
+    where = {str(i): k for k, i in enumerate(manifest["id"])}
+    rows = [where[i] for i in ids]
+    sequences = ["" if s is None or s != s else str(s) for s in manifest["sequence"].to_numpy()[rows]]
+    return sequences, [int(k) for k in manifest["frame_index"].to_numpy()[rows]]
 
 
 def load_rgb(path: Path) -> torch.Tensor:

@@ -131,3 +131,33 @@ def crops_record(ctx: EvalContext) -> dict[str, Any]:
                "the rendered frames (the same in every compared set), of the real frames",
         "labels": labels, "samples": samples(ctx),
     }
+
+
+def temporal_record(ctx: EvalContext, name: str, farneback: dict[str, Any]) -> dict[str, Any]:
+    """tOF / tLP: pairs of consecutive frames, flow or LPIPS settings, crop, and OpenCV's version."""
+    import cv2
+
+    trim = ctx.settings.get("temporal_trim", 2)
+    record: dict[str, Any] = {
+        "definition": "TecoGAN (Chu et al. 2020, thunil/TecoGAN metrics.py), output = enhanced frame or baseline, "
+                      "input = its rendered frame",
+        "pairs": "frames t-1, t of one manifest `sequence` with consecutive `frame_index`, both enhanced; "
+                 f"{trim} frames dropped at each end of every unbroken run (`evaluate.temporal_trim`; TecoGAN: 2)",
+        "input": {"decoding": DECODING, "size": "each enhanced frame's own size; its rendered frame and baselines "
+                  "resized to it when they differ", "resize": RESIZE, "to_uint8": "round(x * 255)",
+                  "crop": "centre crop to the largest multiple of 32 at least 16 px under each side (TecoGAN's "
+                          "crop_8x8)"},
+        "statistics_dtype": "float64", "average": "mean over all pairs of all sequences (TecoGAN's total average)",
+        "samples": {**{k: v for k, v in samples(ctx).items() if k != "real"}},
+        "opencv": cv2.__version__,
+    }
+    if name == "tof":
+        record["flow"] = {"method": "cv2.calcOpticalFlowFarneback on cv2.COLOR_RGB2GRAY frames", **farneback}
+        record["estimator"] = "per pixel sqrt((u_in - u_out)^2 + (v_in - v_out)^2) on the crop, mean; in pixels"
+        record["network"] = "none (needs no weights)"
+    else:
+        record["network"] = "LPIPS v0.1 (VGG16 trunk; TecoGAN used LPIPS-AlexNet, so values differ from its tables)"
+        record["weights"] = {"vgg16": weights_record(ctx, "vgg16"), "lpips": weights_record(ctx, "lpips")}
+        record["estimator"] = "|LPIPS(out t-1, out t) - LPIPS(in t-1, in t)| on the crops, mean (not x100)"
+        record.update(compute_record(ctx))
+    return record

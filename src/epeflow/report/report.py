@@ -30,6 +30,8 @@ from epeflow.io import atomic_path, read_image
 from epeflow.log import progress
 from epeflow.provenance import RANDOM_WEIGHTS_WARNING, marked_random
 from epeflow.report.plots import histogram, training_curves
+from epeflow.report.widgets import SCRIPT, class_bars, compare_slider
+from epeflow.report.widgets import STYLE as WIDGET_STYLE
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +267,22 @@ def _metrics_section(doc: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _ckvd_section(doc: Mapping[str, Any]) -> str:
+    """Per-class cKVD as bars, one per compared set (empty when cKVD was not computed)."""
+    m = doc.get("metrics", {}).get("ckvd")
+    if not isinstance(m, Mapping):
+        return ""
+    if "skipped" in m and "enhanced" not in m:
+        return f"<section id='ckvd'><h2>cKVD per class</h2><p>skipped: {_e(m['skipped'])}</p></section>"
+    per_side = {side: v.get("per_class") or {} for side in COMPARED
+                if isinstance(v := _side(m, side), Mapping)}
+    if not any(per_side.values()):
+        return ""
+    return ("<section id='ckvd'><h2>cKVD per class</h2><p>Class-wise KVD x1000 of each compared set against the "
+            "real crops of matching layout (lower is more realistic); classes with too few pairs have no value.</p>"
+            f"{class_bars(per_side, COMPARED_TITLES, COMPARED)}</section>")
+
+
 def _summary_section(experiment: str, doc: Mapping[str, Any], model: Mapping[str, Any]) -> str:
     history = model.get("history") or {}
     iterations = history.get("iteration") or []
@@ -296,7 +314,7 @@ def render_html(
     """The report page. `figures`: training, distance_hist, weight_hist, preview, distances (PNG bytes)."""
     parts = [
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
-        f"<title>epeflow report: {_e(experiment)}</title><style>{_STYLE}</style></head><body>",
+        f"<title>epeflow report: {_e(experiment)}</title><style>{_STYLE}{WIDGET_STYLE}</style></head><body>",
     ]
     if random_artifacts:
         parts.append(
@@ -306,6 +324,7 @@ def render_html(
     parts.append(f"<h1>epeflow report: {_e(experiment)}</h1>")
     parts.append(_summary_section(experiment, metrics_doc, model))
     parts.append(_metrics_section(metrics_doc))
+    parts.append(_ckvd_section(metrics_doc))
 
     parts.append("<section id='training'><h2>Training</h2>")
     training = figures.get("training")
@@ -322,14 +341,16 @@ def render_html(
             parts.append(f"<figure>{_img(figures[key], alt)}<figcaption>{_e(alt)}</figcaption></figure>")
     parts.append("</section>")
 
-    parts.append("<section id='frames'><h2>Source | enhanced</h2><table class='frames'>")
-    parts.append("<tr><th>frame</th><th>source</th><th>enhanced</th></tr>")
+    parts.append("<section id='frames'><h2>Rendered | enhanced</h2>"
+                 "<p>Drag the slider across a frame: left of it the rendered frame, right of it its enhanced "
+                 "version.</p>")
     for row in frames:
-        source = _img(row.source, f"source {row.id}") if row.source else "source frame not found"
-        parts.append(
-            f"<tr><td>{_e(row.id)}</td><td>{source}</td><td>{_img(row.enhanced, f'enhanced {row.id}')}</td></tr>"
-        )
-    parts.append("</table></section></body></html>\n")
+        if row.source:
+            parts.append(compare_slider(row.id, row.source, row.enhanced))
+        else:
+            parts.append(f"<div class='compare-row'><p>{_e(row.id)}: source frame not found</p>"
+                         f"{_img(row.enhanced, f'enhanced {row.id}')}</div>")
+    parts.append(f"</section><script>{SCRIPT}</script></body></html>\n")
     return "".join(parts)
 
 

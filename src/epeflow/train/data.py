@@ -186,13 +186,14 @@ class MatchedPairs(torch.utils.data.Dataset):
         dst: Frames,
         src_labels: Path,
         dst_labels: Path,
-        gbuffers: Path,
+        gbuffers: Path | None,
         crop_size: int | None,
         flip: bool,
         seed: int,
     ) -> None:
         self.pairs, self.src, self.dst = pairs, src, dst
-        self.src_labels, self.dst_labels, self.gbuffers = Path(src_labels), Path(dst_labels), Path(gbuffers)
+        self.src_labels, self.dst_labels = Path(src_labels), Path(dst_labels)
+        self.gbuffers = None if gbuffers is None else Path(gbuffers)  # None: image-only (no G-buffers, materials)
         self.crop_size, self.flip, self.seed = crop_size, flip, seed
         for side, frames, used in (("src", src, pairs.src_frame), ("dst", dst, pairs.dst_frame)):
             if used.min() < 0 or used.max() >= len(frames.paths):
@@ -224,20 +225,24 @@ class MatchedPairs(torch.utils.data.Dataset):
 
         frame = int(self.pairs.src_frame[pair])
         image = self._image(self.src, frame, src_box)
-        store = self.store()
-        raw = store.read_crop(frame, box=src_box, size=tuple(self.src.sizes[frame]), normalize=False)  # (C, h, w)
-        if flip_src:
-            raw = mirror_gbuffers(raw, x_direction_channels(store.names))
-        gbuffers = normalize_gbuffers(raw, store.mean, store.std)
-        materials = self._materials(frame, src_box)
         labels = self._labels(self.src, self.src_labels, frame, src_box)
+        if self.gbuffers is None:  # image-only generator: empty G-buffers and materials
+            gbuffers = np.zeros((0, *image.shape[1:]), np.float32)  # (0, h, w)
+            materials = np.zeros((0, *image.shape[1:]), np.float32)
+        else:
+            store = self.store()
+            raw = store.read_crop(frame, box=src_box, size=tuple(self.src.sizes[frame]), normalize=False)  # (C, h, w)
+            if flip_src:
+                raw = mirror_gbuffers(raw, x_direction_channels(store.names))
+            gbuffers = normalize_gbuffers(raw, store.mean, store.std)
+            materials = self._materials(frame, src_box, labels)
         real_frame = int(self.pairs.dst_frame[pair])
         real = self._image(self.dst, real_frame, dst_box)
         real_labels = self._labels(self.dst, self.dst_labels, real_frame, dst_box)
         return {
             "image": torch.from_numpy(_flip(image, flip_src)),  # (3, h, w)
             "gbuffers": torch.from_numpy(np.ascontiguousarray(gbuffers, dtype=np.float32)),  # (C, h, w), mirrored
-            "materials": torch.from_numpy(_flip(materials, flip_src)),  # (12, h, w)
+            "materials": torch.from_numpy(_flip(materials, flip_src)),  # (12, h, w); (0, h, w) image-only
             "labels": torch.from_numpy(_flip(labels, flip_src)),  # (h, w)
             "real": torch.from_numpy(_flip(real, flip_dst)),
             "real_labels": torch.from_numpy(_flip(real_labels, flip_dst)),
@@ -263,18 +268,17 @@ class MatchedPairs(torch.utils.data.Dataset):
         labels = self._checked(frames, frame, read_label(path), path, "label map")
         return labels[r0:r1, c0:c1].astype(np.int64)
 
-    def _materials(self, frame: int, box: tuple[int, int, int, int]) -> np.ndarray:
-        from epeflow.common.taxonomy import materials_from_cityscapes
+    def _materials(self, frame: int, box: tuple[int, int, int, int], robust: np.ndarray) -> np.ndarray:
+        """One-hot materials (12, h, w) of a source crop: from its GT label map (Cityscapes ids, as the
+        reference), or, for a frame without one, from its robust labels `robust` (h, w) (MSeg universal ids)."""
+        from epeflow.common.taxonomy import check_cityscapes_ids, materials_from_cityscapes, materials_from_universal
 
         path = self.src.gt_label_paths[frame]
         if path is None:
-            raise EpeflowError(
-                f"{self.src.manifest}: frame {frame} ({self.src.paths[frame]}) has no ground-truth label "
-                "(gt_label_path); the generator needs them for its material maps: set the dataset's "
-                "`gt_label_dir` or give them in its file list"
-            )
+            return materials_from_universal(robust.astype(np.uint8))
         r0, r1, c0, c1 = box
-        gt = self._checked(self.src, frame, read_label(path), path, "ground-truth label map")
+        gt = self._checked(self.src, frame, check_cityscapes_ids(read_label(path), path), path,
+                           "ground-truth label map")
         return materials_from_cityscapes(gt[r0:r1, c0:c1]).astype(np.float32, copy=False)  # (12, h, w)
 
 

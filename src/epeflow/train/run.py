@@ -44,14 +44,33 @@ from epeflow.train.loop import (
 from epeflow.train.settings import TrainSettings
 from epeflow.train.stop import stop_on_signals
 from epeflow.train.watch import Watch
-from epeflow.weights import sha256_of
+from epeflow.weights import sha256_of, weights_sha256
 
 log = logging.getLogger(__name__)
+
+
+IMAGE_ONLY_GBUFFERS = {"channels": 0, "names": [], "mean": [], "std": [], "mode": "img"}  # model.pt's entry
 
 
 def gbuffer_mode(store: Any) -> str:
     """The reference's name for the store's G-buffers: `fake`, or the channel group of real ones."""
     return "fake" if store.mode == "fake" else str(store.attrs.get("gbuffer_channels", "all"))
+
+
+def open_gbuffers(path: Path | None, settings: TrainSettings, frames: int, manifest: Path) -> Any:
+    """The G-buffer store training reads; None for an image-only generator (it reads no G-buffers)."""
+    from epeflow.artifacts.gbuffers import GBufferStore
+
+    if settings.image_only:
+        return None
+    if path is None:
+        raise EpeflowError("training without G-buffers (no --gbuffers) is the image-only mode: set config key "
+                           "`train.image_only: true` (implied for a source dataset with `gbuffers: none`)")
+    store = GBufferStore(path)
+    if len(store) != frames:
+        raise EpeflowError(f"{path} has {len(store)} frames but {manifest} has {frames}; "
+                           "rerun `epeflow gbuffers` for this manifest")
+    return store
 
 
 def frames_digest(frames: Frames) -> str:
@@ -68,7 +87,7 @@ class TrainInputs:
     dst_manifest: Path  # ... of the real dataset
     src_labels: Path  # robust label folders
     dst_labels: Path
-    gbuffers: Path  # gbuffers.zarr of the synthetic dataset
+    gbuffers: Path | None  # gbuffers.zarr of the synthetic dataset; None: image-only (`train.image_only`)
     matches: Path  # matches.parquet
     pair_weights: Path  # weights.parquet
     src_crops: Path  # crops.zarr of both datasets: the matches hold crop ids, the stores their boxes
@@ -139,7 +158,6 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
            weights: Mapping[str, Any], allow_random: bool, tensorboard: Path | None) -> TrainState:
     src_manifest, dst_manifest, gbuffers = inputs.src_manifest, inputs.dst_manifest, inputs.gbuffers
     src_labels, dst_labels = inputs.src_labels, inputs.dst_labels
-    from epeflow.artifacts.gbuffers import GBufferStore
     from epeflow.train.data import WeightedPairSampler
 
     log.info("training on %s (amp: %s%s) for %d iterations", runtime.device, runtime.amp,
@@ -148,10 +166,8 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     pairs = load_pairs(inputs.matches, inputs.pair_weights, inputs.src_crops, inputs.dst_crops)
     src, _ = load_frames(src_manifest)
     dst, _ = load_frames(dst_manifest)
-    store = GBufferStore(gbuffers)
-    if len(store) != len(src.paths):
-        raise EpeflowError(f"{gbuffers} has {len(store)} frames but {src_manifest} has {len(src.paths)}; "
-                           "rerun `epeflow gbuffers` for this manifest")
+    store = open_gbuffers(gbuffers, settings, len(src.paths), src_manifest)
+    gbuffer_info = IMAGE_ONLY_GBUFFERS if store is None else store.describe()
     crop_h, crop_w = check_crop_sizes(pairs, settings.crop_size)
     log.info("%d matched pairs, training crops %dx%d, batch %d", len(pairs), crop_h, crop_w, settings.batch_size)
     src_labels_info, dst_labels_info = read_labels_info(src_labels), read_labels_info(dst_labels)
@@ -164,7 +180,7 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     lpips, lpips_random = build_lpips(weights, allow_random)
     lpips = runtime.prepare(lpips)
     upstream = {
-        "gbuffers": store.random_weights, "matches": marked_random(pairs.meta),
+        "gbuffers": store is not None and store.random_weights, "matches": marked_random(pairs.meta),
         "pair_weights": marked_random(pairs.weight_meta),
         "src_labels": src_labels_info["random_weights"], "dst_labels": dst_labels_info["random_weights"],
     }
@@ -176,9 +192,10 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
         "pairs": ckpt.array_digest(pairs.src_frame, pairs.src_box, pairs.dst_frame, pairs.dst_box, pairs.weight),
         "src_frames": frames_digest(src), "dst_frames": frames_digest(dst),
         "src_content": read_content_digest(src_manifest), "dst_content": read_content_digest(dst_manifest),
-        "gbuffers": {**store.describe(), "content": store.content},
+        "gbuffers": None if store is None else {**gbuffer_info, "content": store.content},
         "src_labels": src_labels_info, "dst_labels": dst_labels_info,
-        "pretrained": {"vgg16": None if vgg is None else not vgg_random, "lpips": not lpips_random},
+        # sha256 of the weight files used (None: random); LPIPS runs on a VGG16 trunk even without a VGG16 judge
+        "pretrained": {name: weights_sha256(name, weights.get(name), allow_random) for name in ("vgg16", "lpips")},
     }
     if init is not None:
         inputs["init_from"] = {"sha256": init_record["sha256"]}
@@ -187,7 +204,8 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
         ckpt.lock(checkpoints)  # one training per checkpoint folder (an orphan of a killed Snakemake holds it)
         ckpt.claim(checkpoints, fp, {"settings": settings.fingerprinted(), "inputs": inputs})
 
-    gen_config = generator_config(settings, gbuffer_mode(store), store.channels, NUM_MATERIALS)
+    gen_config = generator_config(settings, "img" if store is None else gbuffer_mode(store),
+                                  0 if store is None else store.channels, NUM_MATERIALS)
     num_labels = int(src_labels_info["num_classes"] or NUM_UNIVERSAL_CLASSES)
     disc_config = discriminator_config(settings, num_labels)
     min_size = getattr(disc_config, "min_input_size", 1)
@@ -212,8 +230,8 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
     init = None  # its tensors are in the networks and optimizers now
 
     batches = PairBatches(sampler, settings.batch_size, state.iteration, settings.iterations, runtime.shard)
-    dataset = MatchedPairs(pairs, src, dst, src_labels, dst_labels, gbuffers, settings.crop_size, settings.flip,
-                           settings.seed)
+    dataset = MatchedPairs(pairs, src, dst, src_labels, dst_labels, None if store is None else gbuffers,
+                           settings.crop_size, settings.flip, settings.seed)
     loader = make_loader(dataset, batches, settings.num_workers, pin_memory=runtime.is_cuda)
 
     def save_checkpoint(s: TrainState) -> None:
@@ -244,7 +262,7 @@ def _train(inputs: TrainInputs, checkpoints: Path, out: Path, settings: TrainSet
         device=str(runtime.device), **({"init_from": init_record} if init_record else {}),
     )
     if runtime.is_main:
-        write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), store.describe(),
+        write_model(out, state.generator_to_keep().state_dict(), state.generator.config.to_dict(), gbuffer_info,
                     settings.to_dict(), provenance, state.losses.final_history(state.iteration))
         log.info("wrote %s%s", out, " (random weights: not a real measurement)" if random_weights else "")
         ckpt.unlock(checkpoints)
