@@ -109,6 +109,25 @@ def crop_shards(wildcards):
     return [f"results/datasets/{wildcards.ds}/crops_shards/{i}-of-{n}.zarr" for i in range(n)]
 
 
+def enhance_shards(wildcards):
+    """Shards of an experiment's enhancement: its source dataset's `shard_frames` over the frames the
+    enhanced split is expected to hold."""
+    from epeflow.common.shards import shard_count, split_frames
+    from epeflow.datasets.fingerprint import planned_frames
+
+    exp = experiment(wildcards)
+    name, spec = exp["source"], exp["enhance"]
+    entry = dataset(name)
+    total = planned_frames(entry, "" if "demo" in entry else _dataset_content(name))
+    n = shard_count(split_frames(total, entry["split"], spec["split"], spec["max_frames"]), entry["shard_frames"])
+    return [f"results/{wildcards.exp}/enhanced_shards/{i}-of-{n}" for i in range(n)]
+
+
+def gbuffer_shards(wildcards):
+    n = num_shards(wildcards.ds)
+    return [f"results/datasets/{wildcards.ds}/gbuffers_shards/{i}-of-{n}.zarr" for i in range(n)]
+
+
 def label_shards(wildcards):
     n = num_shards(wildcards.ds)
     return [f"results/datasets/{wildcards.ds}/labels_shards/{i}-of-{n}" for i in range(n)]

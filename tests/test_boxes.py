@@ -54,3 +54,12 @@ def test_shard_count_follows_shard_frames():
     # balanced ranges cover every frame once, some empty when fewer frames are left than planned
     ranges = [shard_range(3, i, 5) for i in range(5)]
     assert [f for r in ranges for f in r] == [0, 1, 2] and sum(len(r) == 0 for r in ranges) == 2
+
+
+def test_split_frames_for_planning():
+    from epeflow.common.shards import split_frames
+
+    assert split_frames(25_000, {"val": 0.1, "test": 0.1}, "test", None) == 2500
+    assert split_frames(25_000, {"val": 0.1, "test": 0.1}, "train", None) == 20_000
+    assert split_frames(25_000, {}, "all", 100) == 100
+    assert split_frames(3, {"val": 0.1, "test": 0.1}, "test", None) == 1

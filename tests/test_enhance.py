@@ -9,7 +9,7 @@ from train_fixtures import TINY_TRAIN, make_experiment, one_torch_thread
 from epeflow.artifacts.gbuffers import GBufferStore
 from epeflow.common.runtime import Runtime
 from epeflow.common.taxonomy import materials_from_cityscapes
-from epeflow.enhance import MODEL_MARKER, enhance_frame, run_enhance, select_frames
+from epeflow.enhance import MODEL_MARKER, enhance_frame, merge_enhanced_shards, run_enhance, select_frames
 from epeflow.errors import EpeflowError
 from epeflow.io import read_image, read_label, read_table, write_png, write_table
 from epeflow.models import load_generator
@@ -126,6 +126,30 @@ def test_enhance_frame_handles_any_size():
                         Runtime.detect(False, "cpu"))
     assert out.shape == (13, 21, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - image.astype(int)).max() <= 3  # a fresh generator is nearly the identity
+
+
+@pytest.mark.parametrize("num_shards", [2, 3, 5])
+def test_merged_shards_equal_one_job(trained, tmp_path, num_shards):
+    """Frames one by one (batch_size 1: a batched convolution may round a last bit differently, so only
+    unbatched frames are byte-stable across shard counts); 5 shards of 4 frames: one is empty."""
+    exp, (model, _) = trained
+    spec = {"split": "all", "batch_size": 1}
+    one = run_enhance(model, exp.src_manifest, exp.gbuffers, tmp_path / "one", spec)
+    shards = [tmp_path / f"shard{i}" for i in range(num_shards)]
+    for i, folder in enumerate(shards):
+        run_enhance(model, exp.src_manifest, exp.gbuffers, folder, spec, shard=i, num_shards=num_shards)
+    merged = merge_enhanced_shards(shards[::-1], tmp_path / "merged")
+    assert len(one) == 4
+    for frame_id in one["id"]:
+        name = f"{frame_id}.png"
+        assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    a, meta_a = read_table(tmp_path / "one" / "index.parquet")
+    b, meta_b = read_table(tmp_path / "merged" / "index.parquet")
+    assert meta_a == meta_b
+    pd.testing.assert_frame_equal(a.drop(columns="enhanced_path"), b.drop(columns="enhanced_path"))
+    assert b["enhanced_path"].tolist() == [str(tmp_path / "merged" / f"{i}.png") for i in merged["id"]]
+    with pytest.raises(EpeflowError, match="a shard is missing"):
+        merge_enhanced_shards(shards[:-1], tmp_path / "bad")
 
 
 def test_frames_without_gt_labels_take_materials_from_the_robust_labels(trained, tmp_path):

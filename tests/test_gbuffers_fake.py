@@ -107,3 +107,21 @@ def test_image_mean_std_spreads_frames(tmp_path):
     mean, _ = image_mean_std(df["path"].tolist(), 2)
     picked = [io.read_image(df["path"][i]).reshape(-1, 3).mean(axis=0) / 255 for i in (0, 4)]
     np.testing.assert_allclose(mean, np.mean(picked, axis=0), rtol=1e-9)
+
+
+def test_merged_fake_shards_equal_one_job(fake_store, tmp_path):
+    """Shards read the input statistics over the whole dataset, as one job does; frame by frame
+    (batch_size 1) the stored features are the same bytes whatever the shard count."""
+    from epeflow.artifacts.gbuffers import merge_gbuffer_shards
+
+    manifest, _ = fake_store
+    spec = {**SPEC, "fake_gbuffers": {"batch_size": 1, "num_workers": 0}}
+    run_gbuffers(manifest, tmp_path / "one.zarr", spec, allow_random=True)
+    shards = [tmp_path / f"s{i}.zarr" for i in range(2)]
+    for i, path in enumerate(shards):
+        run_gbuffers(manifest, path, spec, allow_random=True, shard=i, num_shards=2)
+    merge_gbuffer_shards(shards, tmp_path / "merged.zarr")
+    one, merged = GBufferStore(tmp_path / "one.zarr"), GBufferStore(tmp_path / "merged.zarr")
+    assert merged.attrs == one.attrs
+    for frame in range(len(SIZES)):
+        np.testing.assert_array_equal(merged.read(frame, normalize=False), one.read(frame, normalize=False))

@@ -119,3 +119,29 @@ def test_a_partial_store_of_changed_frames_is_not_resumed(tmp_path):
     run_gbuffers(manifest, tmp_path / "g.zarr", _spec())
     stored = GBufferStore(tmp_path / "g.zarr").read(0, normalize=False)
     np.testing.assert_array_equal(stored, new.astype(np.float16).astype(np.float32).transpose(2, 0, 1))
+
+
+def _store_files(root):
+    """Frame data files and array metadata of a store, by relative path (attrs compared apart)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() != "zarr.json"}
+
+
+@pytest.mark.parametrize("num_shards", [2, 3, 5])
+def test_merged_shards_equal_one_job(tmp_path, num_shards):
+    from epeflow.artifacts.gbuffers import merge_gbuffer_shards
+
+    manifest, _ = write_dataset(tmp_path, SIZES + [(9, 14), (12, 20)])
+    run_gbuffers(manifest, tmp_path / "one.zarr", _spec(), threads=2)
+    shards = [tmp_path / f"s{i}.zarr" for i in range(num_shards)]  # 5 shards of 5 frames: one frame each
+    for i, path in enumerate(shards):
+        assert run_gbuffers(manifest, path, _spec(), shard=i, num_shards=num_shards) is None
+    merge_gbuffer_shards(shards[::-1], tmp_path / "merged.zarr")
+    assert _store_files(tmp_path / "merged.zarr") == _store_files(tmp_path / "one.zarr")
+    one, merged = GBufferStore(tmp_path / "one.zarr"), GBufferStore(tmp_path / "merged.zarr")
+    assert merged.attrs == one.attrs
+    np.testing.assert_array_equal(merged.read(3, normalize=True), one.read(3, normalize=True))
+    with pytest.raises(EpeflowError, match="a shard is missing"):
+        merge_gbuffer_shards(shards[:-1], tmp_path / "bad.zarr")
+    with pytest.raises(EpeflowError, match="not a finished G-buffer shard"):
+        merge_gbuffer_shards([tmp_path / "one.zarr"], tmp_path / "bad.zarr")

@@ -110,6 +110,8 @@ def test_merge_refuses_missing_or_mixed_shards(demo_manifest):
         run_labels(root / "manifest.parquet", root / f"s{i}", spec, shard=i, num_shards=3)
     with pytest.raises(EpeflowError, match=r"leaves frames 2\.\.3 out"):
         merge_label_shards([root / "s0", root / "s2"], root / "merged")
+    with pytest.raises(EpeflowError, match=r"cover frames 0\.\.3 of 6; a shard is missing"):
+        merge_label_shards([root / "s0", root / "s1"], root / "merged")
     run_labels(root / "manifest.parquet", root / "one", spec)
     with pytest.raises(EpeflowError, match="not a labels shard"):
         merge_label_shards([root / "one"], root / "merged")

@@ -17,9 +17,10 @@ from epeflow.config import DATASET_STAGE_KEYS, dataset_stage_settings, load_conf
 
 pytestmark = pytest.mark.slow  # each plan is a Snakemake run (about 3 s)
 
-AFTER_LABELS = {"train", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
+AFTER_LABELS = {"train", "enhance_shard", "enhance", "evaluate", "report_html"}  # what follows either side's label maps
 AFTER_CROPS = {"crops", "knn", "filter_matches", "sampling_weights", "match_preview"} | AFTER_LABELS
-EVERY_RULE = {"demo_data", "manifest", "labels_shard", "labels", "gbuffers", "crop_stats", "crops_shard"} | AFTER_CROPS
+EVERY_RULE = {"demo_data", "manifest", "labels_shard", "labels", "gbuffers_shard", "gbuffers", "crop_stats",
+              "crops_shard"} | AFTER_CROPS
 
 
 def _config() -> dict:
@@ -54,9 +55,9 @@ def _changed(path: str, value) -> dict:
     ("datasets.demo_synth.crops.num_workers", 1, {"crops_shard"} | AFTER_CROPS),
     ("datasets.demo_synth.crops.stats_frames", 6, {"crop_stats", "crops_shard"} | AFTER_CROPS),
     ("datasets.demo_synth.mseg.base_size", 48, {"labels_shard", "labels"} | AFTER_LABELS),
-    ("datasets.demo_synth.fake_gbuffers.batch_size", 2, {"gbuffers"} | AFTER_LABELS),
+    ("datasets.demo_synth.fake_gbuffers.batch_size", 2, {"gbuffers_shard", "gbuffers"} | AFTER_LABELS),
     ("datasets.demo_real.gt_label_ids", "cityscapes", set()),  # the default, written out: no change
-    ("datasets.demo_real.split.val", 0.2, EVERY_RULE - {"demo_data", "gbuffers"}),
+    ("datasets.demo_real.split.val", 0.2, EVERY_RULE - {"demo_data", "gbuffers_shard", "gbuffers"}),
     ("datasets.demo_synth.demo.seed", 5, EVERY_RULE),
     ("weights.mseg.path", "elsewhere/mseg-3m.pth", {"labels_shard", "labels"} | AFTER_LABELS),
     ("weights.lpips.path", "elsewhere/vgg.pth", AFTER_LABELS),

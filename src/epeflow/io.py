@@ -146,6 +146,14 @@ def partial_dir(final: PathLike) -> Path:
     return path
 
 
+def link_or_copy(src: PathLike, dst: PathLike) -> None:
+    """`dst` as a hard link of `src` (merging shard folders costs no copy), a copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def finalize_dir(partial: PathLike, final: PathLike) -> None:
     """Move a finished `.partial` directory into place."""
     partial, final = Path(partial), Path(final)

@@ -150,9 +150,10 @@ class GBufferWriter:
              "fingerprint": fp, "complete": False}
         )
 
-    def pending(self) -> np.ndarray:
-        """Frames not written yet, in order."""
-        return np.flatnonzero(self.counts == 0)
+    def pending(self, frames: range | None = None) -> np.ndarray:
+        """Frames not written yet, in order (of `frames` only, for a shard)."""
+        todo = np.flatnonzero(self.counts == 0)
+        return todo if frames is None else todo[(todo >= frames.start) & (todo < frames.stop)]
 
     def write(self, frame: int, data: np.ndarray) -> None:
         """Store one frame's (C, h, w) G-buffers as float16 and record its moments."""
@@ -197,6 +198,91 @@ class GBufferWriter:
         )
         io.finalize_dir(self.partial, self.out)
         return total
+
+    def finish_shard(self, frames: range, attrs: Mapping[str, Any]) -> None:
+        """Move a store holding only `frames` into place as one shard of the dataset's store (not readable
+        as a store: `merge_gbuffer_shards` makes one)."""
+        self.flush()
+        missing = self.pending(frames)
+        if missing.size:
+            raise RuntimeError(f"{missing.size} frames of the shard were not written (first: {missing[:5].tolist()})")
+        self._group.attrs.update({**attrs, SHARD_KEY: [frames.start, frames.stop]})
+        io.finalize_dir(self.partial, self.out)
+
+
+SHARD_KEY = "shard_frames"  # [start, stop) of a shard store; the merged store has none
+
+
+def _copier(root: Path):
+    """copytree's copy function for a shard store at `root`: frame data (one file per frame under blocks/)
+    is hard-linked; everything else (metadata, the moments the merge rewrites) is copied, so the merge never
+    writes into a shard's files."""
+
+    def copy(src: str, dst: str) -> None:
+        if Path(src).relative_to(root).parts[0] == "blocks":
+            io.link_or_copy(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    return copy
+
+
+def merge_gbuffer_shards(shards: Sequence[str | Path], out: str | Path) -> Moments:
+    """One gbuffers.zarr from shard stores of the same dataset and settings (frame files hard-linked, the
+    per-frame moments gathered, dataset mean / std combined from them): equal to one job's store."""
+    stores = []
+    for path in shards:
+        try:
+            attrs = dict(zarr.open_group(Path(path), mode="r").attrs)
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+            raise EpeflowError(f"G-buffer shard {path} does not exist; rerun its `epeflow gbuffers --shard` job"
+                               ) from None
+        if attrs.get("format") != FORMAT or SHARD_KEY not in attrs:
+            raise EpeflowError(f"{path} is not a finished G-buffer shard; rerun its `epeflow gbuffers --shard` job")
+        stores.append((Path(path), attrs))
+    stores.sort(key=lambda item: tuple(item[1][SHARD_KEY]))
+    first = stores[0][1]
+    expected = 0
+    for path, attrs in stores:
+        if attrs.get("fingerprint") != first.get("fingerprint"):
+            raise EpeflowError(f"G-buffer shard {path} was built from other settings or frames than {stores[0][0]}; "
+                               "delete the shards and rerun them with one config")
+        start, stop = attrs[SHARD_KEY]
+        if start != expected:
+            what = "overlaps the previous shard" if start < expected else f"leaves frames {expected}..{start - 1} out"
+            raise EpeflowError(f"G-buffer shard {path} (frames {start}..{stop - 1}) {what}; pass every shard once")
+        expected = stop
+    if expected != int(first["num_frames"]):
+        raise EpeflowError(f"G-buffer shards cover frames 0..{expected - 1} of {first['num_frames']}; "
+                           "a shard is missing")
+    out = Path(out)
+    partial = io.partial_dir(out)
+    shutil.rmtree(partial)
+    shutil.copytree(stores[0][0], partial, copy_function=_copier(stores[0][0]))
+    for path, _ in stores[1:]:
+        blocks = path / "blocks"
+        for src in blocks.rglob("*"):
+            dst = partial / "blocks" / src.relative_to(blocks)
+            if src.is_file() and not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                io.link_or_copy(src, dst)
+    group = zarr.open_group(partial, mode="r+")
+    moments = {k: group[f"moments/{k}"] for k in ("count", "mean", "m2")}
+    for path, attrs in stores[1:]:
+        start, stop = attrs[SHARD_KEY]
+        shard = zarr.open_group(path, mode="r")
+        for k, array in moments.items():
+            array[start:stop] = shard[f"moments/{k}"][start:stop]
+    counts, means, m2s = (moments[k][:] for k in ("count", "mean", "m2"))
+    if (counts == 0).any():
+        raise EpeflowError(f"G-buffer shards lack frame {int(np.flatnonzero(counts == 0)[0])}; rerun its shard job")
+    total = combine_all(counts, means, m2s)
+    merged = {k: v for k, v in first.items() if k != SHARD_KEY}
+    merged.update({"mean": total.mean.tolist(), "std": total.std.tolist(), "complete": True})
+    group.attrs.put(merged)
+    io.finalize_dir(partial, out)
+    log.info("merged %d G-buffer shards: %d frames -> %s", len(stores), expected, out)
+    return total
 
 
 class GBufferStore:

@@ -181,14 +181,15 @@ def merge_label_shards(shards: Sequence[str | os.PathLike[str]], out_dir: str | 
         if not path.is_file():
             raise EpeflowError(f"{path} does not exist; rerun the `epeflow labels --shard` job for {folder}")
         info = io.read_json(path)
-        if any(k not in info for k in (*SHARD_KEYS, "ids")):
+        if any(k not in info for k in (*SHARD_KEYS, "ids", "dataset_frames")):
             raise EpeflowError(f"{folder} is not a labels shard (no frame range in labels.json); pass shard folders")
         infos.append((Path(folder), info))
     infos.sort(key=lambda item: tuple(item[1]["frames"]))
     first = infos[0][1]
     expected = 0
     for folder, info in infos:
-        differing = [k for k in ("method", "settings", "random_weights") if info.get(k) != first.get(k)]
+        keys = ("method", "settings", "random_weights", "dataset_frames")
+        differing = [k for k in keys if info.get(k) != first.get(k)]
         if differing:
             raise EpeflowError(f"labels shard {folder} differs from {infos[0][0]} in {', '.join(differing)}; "
                                "delete the shards and rerun them with one config")
@@ -197,13 +198,16 @@ def merge_label_shards(shards: Sequence[str | os.PathLike[str]], out_dir: str | 
             what = "overlaps the previous shard" if start < expected else f"leaves frames {expected}..{start - 1} out"
             raise EpeflowError(f"labels shard {folder} (frames {start}..{stop - 1}) {what}; pass every shard once")
         expected = stop
+    if expected != first["dataset_frames"]:
+        raise EpeflowError(f"labels shards cover frames 0..{expected - 1} of {first['dataset_frames']}; a shard is "
+                           "missing")
     partial = io.partial_dir(out_dir)
     for stale in partial.iterdir():
         _remove_path(stale)
     ids: list[str] = []
     for folder, info in infos:
         for i in info["ids"]:
-            _link_or_copy(folder / f"{i}.png", partial / f"{i}.png")
+            io.link_or_copy(folder / f"{i}.png", partial / f"{i}.png")
         ids.extend(info["ids"])
     merged = _info(first["method"], len(ids), first["settings"], maps_digest(partial, ids), marked_random(first))
     io.write_json(partial / "labels.json", merged)
@@ -217,13 +221,6 @@ def _remove_path(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def read_labels_info(folder: str | os.PathLike[str]) -> dict[str, Any]:

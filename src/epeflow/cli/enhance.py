@@ -65,7 +65,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     folder.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to run (enhance.device)")
     add_spec(p, "the experiment's `enhance`")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    p.add_argument("--shard", type=int, default=None, help="pipeline mode: only this shard of the frames (0-based)")
+    p.add_argument("--num-shards", type=int, default=1, help="pipeline mode: number of shards")
     p.set_defaults(func=_enhance)
+
+    p = sub.add_parser(
+        "enhance-merge",
+        help="one enhanced folder from the folders of `epeflow enhance --shard` jobs",
+        description="Check that the shard folders come from one model and config and cover the selected frames "
+        "once, then link (or copy) their PNGs into one folder with the index.parquet one job would write.",
+    )
+    p.add_argument("shards", nargs="+", type=path_arg, help="shard folders, any order")
+    p.add_argument("--out", type=path_arg, required=True, help="enhanced folder to write")
+    p.set_defaults(func=_merge)
 
     p = sub.add_parser(
         "profile",
@@ -87,6 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_profile)
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from epeflow.enhance import merge_enhanced_shards
+
+    merge_enhanced_shards(args.shards, args.out)
+    return 0
+
+
 def _enhance(args: argparse.Namespace) -> int:
     import torch
 
@@ -100,7 +119,8 @@ def _enhance(args: argparse.Namespace) -> int:
         from epeflow.enhance import run_enhance
 
         gbuffers = None if str(args.gbuffers) == NO_GBUFFERS else args.gbuffers
-        run_enhance(args.model, args.manifest, gbuffers, args.out_dir, spec(args), labels=args.robust_labels)
+        run_enhance(args.model, args.manifest, gbuffers, args.out_dir, spec(args), labels=args.robust_labels,
+                    shard=args.shard, num_shards=args.num_shards)
         return 0
     if args.robust_labels is not None:
         raise EpeflowError("--robust-labels belongs to the pipeline mode; in folder mode give --labels (Cityscapes "

@@ -21,3 +21,12 @@ def shard_range(num_frames: int, shard: int, num_shards: int) -> range:
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
     return range(shard * num_frames // num_shards, (shard + 1) * num_frames // num_shards)
+
+
+def split_frames(total: int, split_settings: dict, split: str, max_frames: int | None) -> int:
+    """Frames a `split` ('train' / 'val' / 'test' / 'all') of a dataset of `total` frames is expected to hold
+    when planning (the fraction the dataset's `split` settings give it, rounded up; at most `max_frames`)."""
+    val, test = float(split_settings.get("val", 0.1)), float(split_settings.get("test", 0.1))
+    fraction = {"all": 1.0, "val": val, "test": test}.get(split, max(0.0, 1.0 - val - test))
+    frames = -(-int(total * fraction * 1000) // 1000)
+    return min(frames, max_frames) if max_frames is not None else frames

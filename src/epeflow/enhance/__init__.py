@@ -3,7 +3,14 @@ when a frame exceeds the memory budget), for the pipeline's held-out frames (`ru
 of frames (`enhance_folder`); `profile_model` measures a model.pt's cost."""
 
 from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, to_png_array
-from epeflow.enhance.run import MODEL_MARKER, check_gbuffers, enhance_frame, run_enhance, select_frames
+from epeflow.enhance.run import (
+    MODEL_MARKER,
+    check_gbuffers,
+    enhance_frame,
+    merge_enhanced_shards,
+    run_enhance,
+    select_frames,
+)
 
 __all__ = [
     "MODEL_MARKER",
@@ -12,6 +19,7 @@ __all__ = [
     "FrameInputs",
     "check_gbuffers",
     "enhance_frame",
+    "merge_enhanced_shards",
     "run_enhance",
     "select_frames",
     "to_png_array",

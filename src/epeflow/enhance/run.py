@@ -9,7 +9,7 @@ end `index.parquet` lists the frames and the folder is moved into place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ from epeflow.artifacts import enhanced as enhanced_files
 from epeflow.artifacts.gbuffers import normalize_gbuffers
 from epeflow.artifacts.manifest import read_manifest_table
 from epeflow.common.runtime import Runtime
+from epeflow.common.shards import shard_range
 from epeflow.enhance.engine import Enhancer, EnhanceSettings, FrameInputs, enhance_each, to_png_array
 from epeflow.errors import EpeflowError
-from epeflow.io import finalize_dir, partial_dir, read_image, read_label, write_png
+from epeflow.io import finalize_dir, link_or_copy, partial_dir, read_image, read_label, write_png
 from epeflow.models.ienet import IENet
 from epeflow.provenance import any_random, marked_random, stamp
 from epeflow.weights import sha256_of
@@ -93,12 +94,14 @@ def open_gbuffers(generator: IENet, model: Mapping[str, Any], gbuffers_path: Pat
 
 def run_enhance(
     model_path: Path, manifest_path: Path, gbuffers_path: Path | None, out_dir: Path, spec: Mapping[str, Any],
-    labels: Path | None = None,
+    labels: Path | None = None, shard: int | None = None, num_shards: int = 1,
 ) -> pd.DataFrame:
     """Enhance the configured split of the source dataset into `out_dir`; returns the index table.
 
     `gbuffers_path` None: an image-only model (`train.image_only`). `labels`: the source dataset's robust
-    label folder, whose MSeg ids give the materials of frames without a GT label map.
+    label folder, whose MSeg ids give the materials of frames without a GT label map. With `shard`, only
+    that shard of the selected frames (`common.shards.shard_range`), into a shard folder for
+    `merge_enhanced_shards`.
     """
     from epeflow.common.taxonomy import materials_from_cityscapes, materials_from_universal, read_cityscapes_label
     from epeflow.models import load_generator
@@ -115,6 +118,15 @@ def run_enhance(
             f"{counts or 'no frames'}); set config key `enhance.split` to a split with frames, or give the "
             f"dataset a test split (`datasets.{name}.split.test`)"
         )
+    shard_meta: dict[str, Any] = {}
+    if shard is not None:
+        try:
+            part = shard_range(len(frames), shard, num_shards)
+        except ValueError as e:
+            raise EpeflowError(f"--shard/--num-shards: {e}") from None
+        shard_meta = {"shard_frames": [part.start, part.stop], "shard": shard, "num_shards": num_shards,
+                      "selected_frames": len(frames)}
+        frames = frames.iloc[part.start:part.stop]
     generator, model = load_generator(model_path)
     runtime = Runtime.detect(bool(model.get("train", {}).get("amp", True)), settings.device)
     enhancer = Enhancer(runtime.prepare(generator), runtime, settings)
@@ -161,13 +173,60 @@ def run_enhance(
         "width": frames["width"].to_numpy(np.int64),
     })
     random_weights = any_random(marked_random(model), store is not None and store.random_weights)
-    meta = stamp(random_weights, model=str(model_path), split=settings.split, frames=len(index),
-                 png_bits=settings.png_bits)
-    enhanced_files.write_index(partial, index, meta)
+    meta = _index_meta(random_weights, str(model_path), settings.split, len(index), settings.png_bits)
+    enhanced_files.write_index(partial, index, {**meta, **shard_meta})
     wanted = {f"{i}.png" for i in index["id"]}
     for extra in [p for p in partial.glob("*.png") if p.name not in wanted]:  # frames of an earlier selection
         extra.unlink()
     (partial / MODEL_MARKER).unlink()
     finalize_dir(partial, out_dir)
     log.info("wrote %d enhanced frames to %s", len(index), out_dir)
+    return index
+
+
+def _index_meta(random_weights: bool, model: str, split: str, frames: int, png_bits: int) -> dict[str, Any]:
+    """index.parquet's metadata, the same for one job and for merged shards."""
+    return stamp(random_weights, model=model, split=split, frames=frames, png_bits=png_bits)
+
+
+def merge_enhanced_shards(shards: Sequence[Path], out_dir: Path) -> pd.DataFrame:
+    """One enhanced folder from the folders of `run_enhance(..., shard=i)` jobs (PNGs hard-linked, copied
+    across file systems); PNGs and index.parquet equal one job's."""
+    parts = []
+    for folder in shards:
+        index, meta = enhanced_files.read_index(folder, allow_empty=True)
+        if "shard_frames" not in meta:
+            raise EpeflowError(f"{folder} is not an enhancement shard (no `shard_frames` in its index); pass the "
+                               "folders of `epeflow enhance --shard` jobs")
+        parts.append((Path(folder), index, meta))
+    parts.sort(key=lambda part: tuple(part[2]["shard_frames"]))
+    first = parts[0][2]
+    expected = 0
+    for folder, _, meta in parts:
+        keys = ("model", "split", "png_bits", "random_weights", "selected_frames")
+        differing = [k for k in keys if meta.get(k) != first.get(k)]
+        if differing:
+            raise EpeflowError(f"enhancement shard {folder} differs from {parts[0][0]} in {', '.join(differing)}; "
+                               "delete the shards and rerun them with one model and config")
+        start, stop = meta["shard_frames"]
+        if start != expected:
+            what = "overlaps the previous shard" if start < expected else f"leaves frames {expected}..{start - 1} out"
+            raise EpeflowError(f"enhancement shard {folder} (selected frames {start}..{stop - 1}) {what}")
+        expected = stop
+    if expected != first["selected_frames"]:
+        raise EpeflowError(f"enhancement shards cover selected frames 0..{expected - 1} of {first['selected_frames']}; "
+                           "a shard is missing")
+    out_dir = Path(out_dir)
+    partial = partial_dir(out_dir)
+    for stale in partial.iterdir():
+        stale.unlink()
+    for folder, index, _ in parts:
+        for frame_id in index["id"]:
+            link_or_copy(enhanced_files.frame_path(folder, frame_id), enhanced_files.frame_path(partial, frame_id))
+    index = pd.concat([index for _, index, _ in parts], ignore_index=True)
+    index["enhanced_path"] = [str(enhanced_files.frame_path(out_dir, i)) for i in index["id"]]
+    meta = _index_meta(marked_random(first), first["model"], first["split"], len(index), first["png_bits"])
+    enhanced_files.write_index(partial, index, meta)
+    finalize_dir(partial, out_dir)
+    log.info("merged %d enhancement shards: %d frames -> %s", len(parts), len(index), out_dir)
     return index

@@ -90,8 +90,11 @@ def compute_fake_gbuffers(
     allow_random: bool,
     threads: int = 1,
     attrs: Mapping[str, Any] | None = None,
-) -> Moments:
-    """Build `out` (gbuffers.zarr) with 32 VGG16 feature channels per frame at feature resolution."""
+    frames: range | None = None,
+) -> Moments | None:
+    """Build `out` (gbuffers.zarr) with 32 VGG16 feature channels per frame at feature resolution. With
+    `frames`, only those frames (the input statistics still over the whole dataset), into a shard store for
+    `merge_gbuffer_shards` (returns None)."""
     paths = manifest["path"].astype(str).tolist()
     sizes = manifest[["height", "width"]].to_numpy(dtype=np.int32)  # (N, 2)
     stored = np.array([feature_size(h, w) for h, w in sizes.tolist()], dtype=np.int32).reshape(-1, 2)  # (N, 2)
@@ -120,7 +123,7 @@ def compute_fake_gbuffers(
     model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    todo = writer.pending()
+    todo = writer.pending(frames)
     loader = DataLoader(
         _Frames(paths),
         batch_sampler=size_batches(todo, sizes, settings.batch_size),
@@ -129,17 +132,21 @@ def compute_fake_gbuffers(
     )
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            for frames, images in progress(loader, "fake G-buffers", len(loader), unit="batch"):
+            for batch_frames, images in progress(loader, "fake G-buffers", len(loader), unit="batch"):
                 images = images.to(device, non_blocking=True)
                 if cuda:
                     images = images.contiguous(memory_format=torch.channels_last)
                 features = fake_gbuffer_features(model, images).float().cpu().numpy()  # (B, 32, h, w)
-                for frame, data in zip(frames.tolist(), features, strict=True):
+                for frame, data in zip(batch_frames.tolist(), features, strict=True):
                     writer.write(frame, data)
     finally:
         writer.flush()
     provenance = stamp(random_weights, feature=f"vgg16_{FAKE_LAYER}_mean4", input_mean=mean.tolist(),
                        input_std=std.tolist(), stats_frames=settings.stats_frames, **dict(attrs or {}))
+    if frames is not None:
+        writer.finish_shard(frames, provenance)
+        log.info("wrote shard %s: frames %d..%d", out, frames.start, frames.stop - 1)
+        return None
     total = writer.finish(provenance)
     log.info("wrote %s: %d frames, %d channels at feature resolution", out, len(paths), FAKE_CHANNELS)
     return total

@@ -103,8 +103,10 @@ def import_real_gbuffers(
     threads: int = 1,
     manifest_path: Path = Path("manifest.parquet"),
     attrs: Mapping[str, Any] | None = None,
-) -> Moments:
-    """Build `out` (gbuffers.zarr) from the per-frame files named in the manifest; returns the dataset moments."""
+    frames: range | None = None,
+) -> Moments | None:
+    """Build `out` (gbuffers.zarr) from the per-frame files named in the manifest; returns the dataset moments.
+    With `frames`, only those frames, into a shard store for `merge_gbuffer_shards` (returns None)."""
     paths = gbuffer_paths(manifest, manifest_path)
     sizes = manifest[["height", "width"]].to_numpy(dtype=np.int32)  # (N, 2)
     first, first_names = read_gbuffer_file(paths[0], settings.key)
@@ -124,7 +126,7 @@ def import_real_gbuffers(
         layout.check(paths[frame], array, names, tuple(sizes[frame].tolist()))
         writer.write(frame, np.ascontiguousarray(array[:, :, layout.index].transpose(2, 0, 1)))  # (C, H, W)
 
-    todo = writer.pending()
+    todo = writer.pending(frames)
     try:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             finished = _bounded(pool, import_frame, todo, 2 * max(1, threads))
@@ -132,6 +134,11 @@ def import_real_gbuffers(
                 future.result()
     finally:
         writer.flush()  # frames written so far count when the job is rerun
-    total = writer.finish(stamp(False, gbuffer_channels=settings.channels, source="files", **dict(attrs or {})))
+    provenance = stamp(False, gbuffer_channels=settings.channels, source="files", **dict(attrs or {}))
+    if frames is not None:
+        writer.finish_shard(frames, provenance)
+        log.info("wrote shard %s: frames %d..%d", out, frames.start, frames.stop - 1)
+        return None
+    total = writer.finish(provenance)
     log.info("wrote %s: %d frames, %d channels", out, len(paths), len(layout.names))
     return total

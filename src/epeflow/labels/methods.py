@@ -65,8 +65,9 @@ def run_labels(manifest_path: str | os.PathLike[str], out_dir: str | os.PathLike
             frames_of = shard_range(len(frames), shard, num_shards)
         except ValueError as e:
             raise EpeflowError(f"--shard/--num-shards: {e}") from None
+        shard_info = {"frames": [frames_of.start, frames_of.stop], "shard": shard, "num_shards": num_shards,
+                      "dataset_frames": len(frames)}
         frames = frames.iloc[frames_of.start:frames_of.stop].reset_index(drop=True)
-        shard_info = {"frames": [frames_of.start, frames_of.stop], "shard": shard, "num_shards": num_shards}
     setup = METHODS[name](spec, weights or {}, allow_random, threads)
     return write_labels(frames, out_dir, setup.method, name, random_weights=setup.random_weights,
                         settings=setup.settings, shard=shard_info)
