@@ -63,14 +63,37 @@ def _differences(a: dict, b: dict) -> torch.Tensor:
     return torch.cat([(a[k].double() - b[k].double()).abs().flatten() for k in a if a[k].is_floating_point()])
 
 
-def _assert_same_training(a: dict, b: dict, lr: float) -> None:
-    """fp32 tolerance: the runs add the same numbers in another order (a mean over each rank's share, then the
-    all-reduce average, against one mean over the batch), so losses agree to ~1e-6 relative. Adam moves every
-    weight by about `lr` a step whatever its gradient's size, so where a gradient is within rounding of zero the
-    two runs' updates may differ by up to that: measured, 118 of 158k weights differ by more than 1e-6 after 4
-    steps, the largest by 5e-5 (lr 1e-4), the median by 1e-9. A wrong share or loss scaling moves them all."""
+def _adam_reach(settings: TrainSettings, steps: int) -> float:
+    """The most `steps` Adam steps can move one weight, whatever its gradients: step t moves it by at most
+    lr * sqrt(sum_i a_i^2 / b_i), with a_i, b_i the bias-corrected weights of gradient i in the first and second
+    moment (Cauchy-Schwarz; eps only shrinks it): lr at t = 1, 1.007 lr at t = 4 for betas (0.9, 0.999)."""
+    (b1, b2), reach = settings.betas, 0.0
+    for t in range(1, steps + 1):
+        a = [(1 - b1) * b1 ** (t - i) / (1 - b1**t) for i in range(1, t + 1)]
+        b = [(1 - b2) * b2 ** (t - i) / (1 - b2**t) for i in range(1, t + 1)]
+        reach += settings.lr_generator * sum(x * x / y for x, y in zip(a, b, strict=True)) ** 0.5
+    return reach
+
+
+def _assert_same_training(a: dict, b: dict, settings: TrainSettings, steps: int) -> None:
+    """Same training up to float32 rounding. The runs add the same numbers in another order (a mean over each
+    rank's share, then the all-reduce average, against one mean over the batch), so losses agree to ~1e-6
+    relative and most gradients to ~1e-7. Adam divides each gradient by its own size, so a weight whose gradient
+    is within rounding of zero still moves by up to lr a step, in a direction the rounding picks: measured (2
+    steps), a gradient of +2.7e-8 in one run and -3.0e-8 in the other (its tensor's RMS gradient 1.4e-3) moved
+    one weight by +7.3e-5 and -7.5e-5. So the largest difference is a lottery over which kernels the CPU runs
+    (1.5e-4 with AVX-512 kernels, 7.8e-5 with AVX2 ones, same code) bounded only by twice Adam's reach, and
+    proves little: training on other crops (no flips, or half the batch) also stays within that bound.
+    What tells rounding from a real difference is how many weights differ: rounding leaves the median below
+    9e-8 and at most 0.07% of the weights more than lr / 10 apart (after 4 steps, spectral-norm vectors
+    included); another batch or flip moves the median by 5e-5 to 1.4e-4 and 75-92% of the weights by more
+    than lr / 10. The bounds below sit 10x above the first and 50x below the second."""
     d = _differences(a["generator"], b["generator"])
-    assert float(d.max()) < lr and float(d.median()) < 1e-7
+    lr = settings.lr_generator
+    # weights: by construction; spectral-norm vectors follow their weights (measured <= 8e-5). NaN fails too
+    assert float(d.max()) <= 2 * _adam_reach(settings, steps)
+    assert float(d.median()) < lr / 100, float(d.median())
+    assert float((d > lr / 10).double().mean()) < 0.01, float((d > lr / 10).double().mean())
     assert a["history"].keys() == b["history"].keys() and a["history"]["iteration"] == b["history"]["iteration"]
     for name in a["history"]:
         assert a["history"][name] == pytest.approx(b["history"][name], rel=1e-4), name
@@ -91,14 +114,14 @@ def test_two_processes_train_what_one_does_and_a_one_process_rerun_continues(tmp
     run_train(**exp.train_args(one / "model.pt", one / "checkpoints"), spec={**spec, "iterations": 4},
               weights={}, allow_random=True)
     one_ckpt = torch.load(ckpt.checkpoint_path(one / "checkpoints", 2), weights_only=True)
-    lr = TrainSettings.from_spec(spec).lr_generator
+    settings = TrainSettings.from_spec(spec)
     _assert_same_training(two_model, {"generator": one_ckpt["generator"], "history": one_ckpt["losses"]["history"]},
-                          lr)
+                          settings, steps=2)
 
     # continued with one process from the two processes' checkpoint (same sampler state and global batches)
     run_train(**exp.train_args(two / "model.pt", two / "checkpoints"), spec={**spec, "iterations": 4},
               weights={}, allow_random=True)
-    _assert_same_training(load_generator(two / "model.pt")[1], load_generator(one / "model.pt")[1], lr)
+    _assert_same_training(load_generator(two / "model.pt")[1], load_generator(one / "model.pt")[1], settings, steps=4)
 
 
 def test_a_stop_signal_stops_every_rank_at_the_same_step_after_rank_0_checkpointed(tmp_path, hub_dir):
