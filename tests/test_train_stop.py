@@ -46,7 +46,8 @@ def _train_command(exp, root: Path, spec: dict) -> list[str]:
         sys.executable, "-c", CLI, "train", "--src-manifest", str(exp.src_manifest),
         "--dst-manifest", str(exp.dst_manifest), "--src-labels", str(exp.src_labels),
         "--dst-labels", str(exp.dst_labels), "--gbuffers", str(exp.gbuffers), "--matches", str(exp.matches),
-        "--pair-weights", str(exp.pair_weights), "--checkpoints", str(root / "checkpoints"),
+        "--pair-weights", str(exp.pair_weights), "--src-crops", str(exp.src_crops), "--dst-crops", str(exp.dst_crops),
+        "--checkpoints", str(root / "checkpoints"),
         "--out", str(root / "model.pt"), "--spec", json.dumps(spec), "--weights", "{}",
         "--allow-random-weights", "--threads", "1",
     ]
