@@ -83,7 +83,8 @@ def test_workflow_hands_config_sizes_and_profile_defaults_to_snakemake(tmp_path)
     assert found["crops_shard"]["gpu"] == "1" and found["labels_shard"]["gpu"] == "0"  # labels: gt
     assert found["manifest"]["mem_mb"] == "1234" and found["manifest"]["runtime"] == "7"  # the profile's
     assert found["train"]["runtime"] == "90" and found["train"]["nodes"] == "1"
-    cluster_jobs = {rule: r for rule, r in found.items() if rule not in ("labels", "crops", "gbuffers", "enhance")}  # merges: localrules
+    merges = ("labels", "crops", "gbuffers", "enhance")  # localrules: they run where Snakemake runs
+    cluster_jobs = {rule: r for rule, r in found.items() if rule not in merges}
     assert all(r["slurm_account"] == "proj" for r in cluster_jobs.values())
 
 

@@ -64,8 +64,9 @@ def _assert_close_steps(a: tuple[dict, dict], b: tuple[dict, dict], rel: float, 
     """Losses within `rel` (g_perceptual, ~1e-7 with random LPIPS weights, within `rel` of the largest loss), the
     R1 penalty within 2 `rel`: it is the squared norm of an input gradient, which carries the bf16 rounding of the
     backward pass as the losses carry the forward's, and squaring doubles a relative error (3.5 % measured on an
-    AVX512-BF16 CPU, whose native bf16 kernels round differently from the emulated path); weights within 2 lr (and the rounding of weights near 1): Adam's first step moves each weight by about lr
-    whatever its gradient's size, so a gradient within rounding of zero may move it either way."""
+    AVX512-BF16 CPU, whose native bf16 kernels round differently from the emulated path); weights within 2 lr (and
+    the rounding of weights near 1): Adam's first step moves each weight by about lr whatever its
+    gradient's size, so a gradient within rounding of zero may move it either way."""
     (losses_a, weights_a), (losses_b, weights_b) = a, b
     scale = max(abs(v[0]) for k, v in losses_a.items() if k != "iteration")
     for name in losses_a:
